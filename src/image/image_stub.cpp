@@ -1,0 +1,2 @@
+// Placeholder translation unit until the decoders land.
+#include "image/image.h"
