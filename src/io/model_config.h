@@ -36,6 +36,7 @@ struct VisionConfig {
   int64_t num_channels = 3;
   int64_t image_size = 0;      // max side in pixels: 1024
   int64_t patch_size = 0;      // 16
+  int64_t max_image_size = 0;  // params.json max_image_size; 0 when absent (then = image_size)
   double rope_theta = 10000.0;
   double norm_eps = 1e-5;      // hard-coded 1e-5 in every reference
   int64_t image_token_id = 10;
@@ -65,5 +66,9 @@ Result<ModelConfig> load_model_config(const std::string& dir);
 // The same from JSON text already read (`file_name` is used in messages and picks the dialect:
 // "params.json" or "config.json").
 Result<ModelConfig> parse_model_config(const std::string& json_text, const std::string& file_name);
+
+// The params.json text of Pixtral-12B-2409 (spec/model.md §1.2), for `--config pixtral-12b` and
+// for building full-size inventories without the checkpoint.
+std::string pixtral_12b_params_json();
 
 }  // namespace pixtral::io
