@@ -28,7 +28,9 @@ struct ImageTokenConfig {
   int64_t spatial_merge_size = 1;
 };
 
-class PreTokenizer;  // the file's split regex, compiled (PCRE2 JIT); defined in pretokenizer.h
+class PreTokenizer;    // the file's split regex, compiled (PCRE2 JIT); pretokenizer.h
+class RankTable;       // BPE byte strings <-> ranks; bpe.h
+struct TokenizerParts;  // what a file reader produces; tokenizer_parts.h
 
 class Tokenizer {
  public:
@@ -57,7 +59,7 @@ class Tokenizer {
   TokenId eos_id() const { return eos_id_; }
   TokenId pad_id() const { return pad_id_; }
   TokenId unk_id() const { return unk_id_; }
-  int64_t vocab_size() const { return num_special_ + static_cast<int64_t>(bpe_tokens_.size()); }
+  int64_t vocab_size() const;
   int64_t num_special_tokens() const { return num_special_; }
   const std::string& version() const { return version_; }  // "v3"
   const std::string& pattern() const { return pattern_; }
@@ -68,16 +70,15 @@ class Tokenizer {
 
  private:
   Tokenizer();
-  struct Builder;  // shared by the tekken.json and tokenizer.json loaders (tokenizer.cpp)
-  friend struct Builder;
+  // Checks and assembles the parts a file reader produced (tokenizer.cpp).
+  static Result<std::unique_ptr<Tokenizer>> assemble(TokenizerParts parts);
 
   std::string version_;
   std::string pattern_;
   int64_t num_special_ = 0;
-  std::vector<std::string> special_strs_;     // id -> string
+  std::vector<std::string> special_strs_;  // id -> string
   std::unordered_map<std::string, TokenId> special_by_str_;
-  std::vector<std::string> bpe_tokens_;       // rank -> bytes
-  std::unordered_map<std::string_view, TokenId> ranks_;  // bytes -> rank (views into bpe_tokens_)
+  std::unique_ptr<RankTable> ranks_;       // rank (= id - num_special_) <-> bytes
   std::optional<ImageTokenConfig> image_config_;
   TokenId bos_id_ = 1, eos_id_ = 2, pad_id_ = 11, unk_id_ = 0;
   std::unique_ptr<PreTokenizer> pretokenizer_;

@@ -1,0 +1,168 @@
+#include "tokenizer/bpe.h"
+
+#include <cstring>
+#include <queue>
+
+#include "base/check.h"
+
+namespace pixtral::tokenizer {
+namespace {
+
+constexpr size_t kLargePiece = 128;  // tiktoken switches to its heap version at 100; same result
+
+inline uint64_t hash_bytes(std::string_view s) {
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ (s.size() * 0xFF51AFD7ED558CCDull);
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    h = (h ^ w) * 0xC4CEB9FE1A85EC53ull;
+    h ^= h >> 29;
+  }
+  if (i < s.size()) {
+    uint64_t w = 0;
+    std::memcpy(&w, s.data() + i, s.size() - i);
+    h = (h ^ w) * 0xC4CEB9FE1A85EC53ull;
+  }
+  h ^= h >> 32;
+  return h * 0x9E3779B97F4A7C15ull;
+}
+
+}  // namespace
+
+void RankTable::reserve(size_t n) {
+  size_t cap = 16;
+  while (cap < n * 2) cap <<= 1;
+  if (cap <= slots_.size()) return;
+  std::vector<uint32_t> old = std::move(slots_);
+  slots_.assign(cap, 0);
+  mask_ = cap - 1;
+  for (uint32_t v : old) {
+    if (v == 0) continue;
+    uint64_t i = hash_bytes(bytes(v - 1)) & mask_;
+    while (slots_[i] != 0) i = (i + 1) & mask_;
+    slots_[i] = v;
+  }
+}
+
+void RankTable::grow() { reserve(slots_.empty() ? 1024 : slots_.size()); }
+
+bool RankTable::add(std::string_view b) {
+  if ((size() + 1) * 2 > slots_.size()) grow();
+  uint64_t i = hash_bytes(b) & mask_;
+  while (slots_[i] != 0) {
+    if (bytes(slots_[i] - 1) == b) return false;
+    i = (i + 1) & mask_;
+  }
+  arena_.append(b);
+  offsets_.push_back(static_cast<uint32_t>(arena_.size()));
+  slots_[i] = static_cast<uint32_t>(size());  // rank + 1
+  return true;
+}
+
+Rank RankTable::find(std::string_view b) const {
+  if (slots_.empty()) return kNoRank;
+  uint64_t i = hash_bytes(b) & mask_;
+  for (;;) {
+    const uint32_t v = slots_[i];
+    if (v == 0) return kNoRank;
+    const uint32_t begin = offsets_[v - 1], end = offsets_[v];
+    if (end - begin == b.size() && std::memcmp(arena_.data() + begin, b.data(), b.size()) == 0) {
+      return v - 1;
+    }
+    i = (i + 1) & mask_;
+  }
+}
+
+void RankTable::encode_piece(std::string_view piece, std::vector<Rank>* out) const {
+  PX_CHECK(!piece.empty());
+  // tiktoken looks the whole piece up first; this can give a token merging would not reach.
+  const Rank whole = find(piece);
+  if (whole != kNoRank) {
+    out->push_back(whole);
+    return;
+  }
+  if (piece.size() < kLargePiece) merge_small(piece, out);
+  else merge_large(piece, out);
+}
+
+// tiktoken's _byte_pair_merge: parts[i] = (start, rank of bytes[start .. start of part i+2]).
+// Repeatedly merges the pair with the lowest rank, leftmost on ties.
+void RankTable::merge_small(std::string_view piece, std::vector<Rank>* out) const {
+  struct Part {
+    uint32_t start;
+    Rank rank;
+  };
+  Part parts[kLargePiece + 1];
+  const size_t n = piece.size();
+  size_t count = 0;
+  for (size_t i = 0; i + 1 < n; ++i) parts[count++] = {uint32_t(i), find(piece.substr(i, 2))};
+  parts[count++] = {uint32_t(n - 1), kNoRank};
+  parts[count++] = {uint32_t(n), kNoRank};
+  auto pair_rank = [&](size_t i) -> Rank {
+    if (i + 3 >= count) return kNoRank;
+    return find(piece.substr(parts[i].start, parts[i + 3].start - parts[i].start));
+  };
+  for (;;) {
+    Rank best = kNoRank;
+    size_t at = 0;
+    for (size_t i = 0; i + 1 < count; ++i) {
+      if (parts[i].rank < best) best = parts[i].rank, at = i;
+    }
+    if (best == kNoRank) break;
+    if (at > 0) parts[at - 1].rank = pair_rank(at - 1);
+    parts[at].rank = pair_rank(at);
+    std::memmove(&parts[at + 1], &parts[at + 2], (count - at - 2) * sizeof(Part));
+    --count;
+  }
+  for (size_t i = 0; i + 1 < count; ++i) {
+    const Rank r = find(piece.substr(parts[i].start, parts[i + 1].start - parts[i].start));
+    PX_CHECK(r != kNoRank);  // every single byte is a rank (checked at load)
+    out->push_back(r);
+  }
+}
+
+// Same result for long pieces in O(n log n): a doubly linked list of parts and a min-heap of
+// (rank, start) candidate merges with lazy invalidation (tiktoken's _byte_pair_merge_large).
+void RankTable::merge_large(std::string_view piece, std::vector<Rank>* out) const {
+  const uint32_t n = static_cast<uint32_t>(piece.size());
+  std::vector<uint32_t> next(n), prev(n);
+  std::vector<Rank> rank(n, kNoRank);  // rank of part i merged with its next part
+  std::vector<bool> alive(n, true);
+  using Entry = std::pair<Rank, uint32_t>;
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap;
+  auto end_of = [&](uint32_t i) { return next[i] == n ? n : next[i]; };
+  auto merged_rank = [&](uint32_t i) -> Rank {
+    if (next[i] >= n) return kNoRank;
+    const uint32_t stop = next[next[i]] >= n ? n : next[next[i]];
+    return find(piece.substr(i, stop - i));
+  };
+  for (uint32_t i = 0; i < n; ++i) next[i] = i + 1, prev[i] = i == 0 ? n : i - 1;
+  for (uint32_t i = 0; i < n; ++i) {
+    rank[i] = merged_rank(i);
+    if (rank[i] != kNoRank) heap.push({rank[i], i});
+  }
+  while (!heap.empty()) {
+    const auto [r, i] = heap.top();
+    heap.pop();
+    if (!alive[i] || rank[i] != r) continue;  // stale
+    const uint32_t j = next[i];
+    alive[j] = false;
+    next[i] = next[j];
+    if (next[j] < n) prev[next[j]] = i;
+    rank[i] = merged_rank(i);
+    if (rank[i] != kNoRank) heap.push({rank[i], i});
+    if (prev[i] < n) {
+      const uint32_t p = prev[i];
+      rank[p] = merged_rank(p);
+      if (rank[p] != kNoRank) heap.push({rank[p], p});
+    }
+  }
+  for (uint32_t i = 0; i < n; i = next[i]) {
+    const Rank rr = find(piece.substr(i, end_of(i) - i));
+    PX_CHECK(rr != kNoRank);
+    out->push_back(rr);
+  }
+}
+
+}  // namespace pixtral::tokenizer
