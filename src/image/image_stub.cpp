@@ -1,2 +1,0 @@
-// Placeholder translation unit until the decoders land.
-#include "image/image.h"
