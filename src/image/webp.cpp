@@ -3,6 +3,7 @@
 // without alpha come out opaque, so pasting onto white is the identity. ref: spec/inputs.md §5.1
 #include <webp/decode.h>
 
+#include <cstring>
 #include <string>
 
 #include "image/codec.h"
@@ -10,6 +11,12 @@
 namespace pixtral::image::detail {
 
 Result<ImageInfo> probe_webp(std::span<const uint8_t> bytes) {
+  // Extended format: the canvas size sits in the VP8X chunk (24-bit minus-one fields), readable
+  // before any image chunk arrives.
+  if (bytes.size() >= 30 && std::memcmp(bytes.data() + 12, "VP8X", 4) == 0) {
+    auto le24 = [&](size_t at) { return int64_t{bytes[at]} | (int64_t{bytes[at + 1]} << 8) | (int64_t{bytes[at + 2]} << 16); };
+    return ImageInfo{"webp", le24(24) + 1, le24(27) + 1};
+  }
   WebPBitstreamFeatures features;
   const VP8StatusCode code = WebPGetFeatures(bytes.data(), bytes.size(), &features);
   if (code == VP8_STATUS_NOT_ENOUGH_DATA) return invalid_argument("webp: truncated header");
