@@ -1,6 +1,9 @@
 #include "tokenizer/bpe.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <memory>
 #include <queue>
 
 #include "base/check.h"
@@ -28,18 +31,44 @@ inline uint64_t hash_bytes(std::string_view s) {
   return h * 0x9E3779B97F4A7C15ull;
 }
 
+// A direct-mapped per-thread cache of piece -> ranks: most pieces of real text are repeated words,
+// and a hit skips merging entirely. Per thread, so encode() stays const and lock-free.
+struct PieceCache {
+  static constexpr size_t kEntries = 1 << 14;
+  static constexpr size_t kMaxKey = 22;
+  static constexpr size_t kMaxRanks = 6;
+  struct Entry {
+    uint32_t owner = 0;  // RankTable instance id; 0 = empty
+    uint8_t key_len = 0, num_ranks = 0;
+    char key[kMaxKey];
+    Rank ranks[kMaxRanks];
+  };
+  Entry entries[kEntries];
+};
+
+PieceCache& piece_cache() {
+  thread_local std::unique_ptr<PieceCache> cache = std::make_unique<PieceCache>();
+  return *cache;
+}
+
+std::atomic<uint32_t> next_instance_id{1};
+
+inline uint32_t tag_of(uint64_t h) { return static_cast<uint32_t>(h >> 32) | 1u; }
+
 }  // namespace
+
+RankTable::RankTable() : instance_id_(next_instance_id.fetch_add(1)) {}
 
 void RankTable::reserve(size_t n) {
   size_t cap = 16;
   while (cap < n * 2) cap <<= 1;
   if (cap <= slots_.size()) return;
-  std::vector<uint32_t> old = std::move(slots_);
+  std::vector<uint64_t> old = std::move(slots_);
   slots_.assign(cap, 0);
   mask_ = cap - 1;
-  for (uint32_t v : old) {
+  for (uint64_t v : old) {
     if (v == 0) continue;
-    uint64_t i = hash_bytes(bytes(v - 1)) & mask_;
+    uint64_t i = hash_bytes(bytes(static_cast<uint32_t>(v) - 1)) & mask_;
     while (slots_[i] != 0) i = (i + 1) & mask_;
     slots_[i] = v;
   }
@@ -49,23 +78,34 @@ void RankTable::grow() { reserve(slots_.empty() ? 1024 : slots_.size()); }
 
 bool RankTable::add(std::string_view b) {
   if ((size() + 1) * 2 > slots_.size()) grow();
-  uint64_t i = hash_bytes(b) & mask_;
+  const uint64_t h = hash_bytes(b);
+  uint64_t i = h & mask_;
   while (slots_[i] != 0) {
-    if (bytes(slots_[i] - 1) == b) return false;
+    if (bytes(static_cast<uint32_t>(slots_[i]) - 1) == b) return false;
     i = (i + 1) & mask_;
   }
+  const Rank rank = static_cast<Rank>(size());
+  if (b.size() == 1) byte_ranks_[uint8_t(b[0])] = rank;
+  if (b.size() == 2) pair_ranks_[(uint8_t(b[0]) << 8) | uint8_t(b[1])] = rank;
   arena_.append(b);
   offsets_.push_back(static_cast<uint32_t>(arena_.size()));
-  slots_[i] = static_cast<uint32_t>(size());  // rank + 1
+  slots_[i] = (uint64_t{tag_of(h)} << 32) | static_cast<uint32_t>(size());  // rank + 1
   return true;
 }
 
-Rank RankTable::find(std::string_view b) const {
+Rank RankTable::find_hashed(std::string_view b) const {
   if (slots_.empty()) return kNoRank;
-  uint64_t i = hash_bytes(b) & mask_;
+  const uint64_t h = hash_bytes(b);
+  const uint32_t tag = tag_of(h);
+  uint64_t i = h & mask_;
   for (;;) {
-    const uint32_t v = slots_[i];
-    if (v == 0) return kNoRank;
+    const uint64_t slot = slots_[i];
+    if (slot == 0) return kNoRank;
+    const uint32_t v = static_cast<uint32_t>(slot);
+    if (static_cast<uint32_t>(slot >> 32) != tag) {
+      i = (i + 1) & mask_;
+      continue;
+    }
     const uint32_t begin = offsets_[v - 1], end = offsets_[v];
     if (end - begin == b.size() && std::memcmp(arena_.data() + begin, b.data(), b.size()) == 0) {
       return v - 1;
@@ -76,6 +116,32 @@ Rank RankTable::find(std::string_view b) const {
 
 void RankTable::encode_piece(std::string_view piece, std::vector<Rank>* out) const {
   PX_CHECK(!piece.empty());
+  if (piece.size() == 1) {  // every single byte is a rank
+    out->push_back(find(piece));
+    return;
+  }
+  if (piece.size() > PieceCache::kMaxKey) {
+    merge_piece(piece, out);
+    return;
+  }
+  PieceCache::Entry& e = piece_cache().entries[hash_bytes(piece) & (PieceCache::kEntries - 1)];
+  if (e.owner == instance_id_ && e.key_len == piece.size() && std::memcmp(e.key, piece.data(), piece.size()) == 0) {
+    out->insert(out->end(), e.ranks, e.ranks + e.num_ranks);
+    return;
+  }
+  const size_t before = out->size();
+  merge_piece(piece, out);
+  const size_t n = out->size() - before;
+  if (n <= PieceCache::kMaxRanks) {
+    e.owner = instance_id_;
+    e.key_len = static_cast<uint8_t>(piece.size());
+    e.num_ranks = static_cast<uint8_t>(n);
+    std::memcpy(e.key, piece.data(), piece.size());
+    std::copy(out->begin() + before, out->end(), e.ranks);
+  }
+}
+
+void RankTable::merge_piece(std::string_view piece, std::vector<Rank>* out) const {
   // tiktoken looks the whole piece up first; this can give a token merging would not reach.
   const Rank whole = find(piece);
   if (whole != kNoRank) {
