@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string_view>
 
@@ -26,7 +27,11 @@ Result<ImageInfo> probe_gif(std::span<const uint8_t> bytes);
 Result<ImageInfo> probe_bmp(std::span<const uint8_t> bytes);
 
 Result<RgbImage> decode_png(std::span<const uint8_t> bytes, const DecodeLimits& limits);
-Result<RgbImage> decode_jpeg(std::span<const uint8_t> bytes, const DecodeLimits& limits);
+// progress (optional) is called with the image and the number of rows decoded so far, as rows
+// arrive; image.pixels is allocated before the first call and never moves afterwards.
+using RowProgress = std::function<void(const RgbImage& image, int64_t rows_done)>;
+Result<RgbImage> decode_jpeg(std::span<const uint8_t> bytes, const DecodeLimits& limits,
+                             const RowProgress& progress = nullptr);
 Result<RgbImage> decode_webp(std::span<const uint8_t> bytes, const DecodeLimits& limits);
 Result<RgbImage> decode_gif(std::span<const uint8_t> bytes, const DecodeLimits& limits);
 Result<RgbImage> decode_bmp(std::span<const uint8_t> bytes, const DecodeLimits& limits);

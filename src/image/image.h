@@ -51,6 +51,16 @@ struct PixelTensor {
 // Resize (OpenCV INTER_CUBIC on float32) to the grid's pixel size, normalize, CHW.
 Result<PixelTensor> preprocess(const RgbImage& image, const ImageGeometry& geometry);
 
+// decode_image + patch_grid + preprocess in one call. For JPEG the resize runs on a second
+// thread while rows are still being decoded (the decode dominates; this hides the resize).
+struct PreprocessedImage {
+  int64_t width = 0, height = 0;  // the decoded (original) size
+  PatchGrid grid;
+  PixelTensor pixels;
+};
+Result<PreprocessedImage> decode_and_preprocess(std::span<const uint8_t> bytes, const ImageGeometry& geometry = {},
+                                                const DecodeLimits& limits = {});
+
 // Header-only probe: format and size without decoding pixels (for token counting).
 struct ImageInfo {
   std::string format;  // "png", "jpeg", "webp", "gif", "bmp"

@@ -8,6 +8,7 @@
 #include <jerror.h>
 
 #include <csetjmp>
+#include <algorithm>
 #include <string>
 
 #include "image/codec.h"
@@ -50,7 +51,7 @@ void convert_row(const uint8_t* in, uint8_t* out, int64_t width, int components)
 
 // Runs libjpeg from header to the last scanline; returns false after a libjpeg error.
 bool run_decoder(jpeg_decompress_struct& cinfo, JpegError& err, std::span<const uint8_t> bytes,
-                 const DecodeLimits& limits, RgbImage& image, Status& status) {
+                 const DecodeLimits& limits, const RowProgress& progress, RgbImage& image, Status& status) {
   if (setjmp(err.jump)) return false;
   jpeg_mem_src(&cinfo, bytes.data(), static_cast<unsigned long>(bytes.size()));
   jpeg_read_header(&cinfo, TRUE);
@@ -71,13 +72,20 @@ bool run_decoder(jpeg_decompress_struct& cinfo, JpegError& err, std::span<const 
   image.width = cinfo.output_width;
   image.height = cinfo.output_height;
   image.pixels.resize(static_cast<size_t>(image.width * image.height * 3));
-  std::vector<uint8_t> row(static_cast<size_t>(image.width) * components);  // [width, components]
+  constexpr int kBatch = 16;  // rows per read; also the granularity of `progress`
+  std::vector<uint8_t> rows(static_cast<size_t>(image.width) * components * kBatch);  // [kBatch, width, components]
   while (cinfo.output_scanline < cinfo.output_height) {
     const int64_t y = cinfo.output_scanline;
-    uint8_t* target = components == 3 ? image.pixels.data() + y * image.width * 3 : row.data();
-    JSAMPROW rows[1] = {target};
-    jpeg_read_scanlines(&cinfo, rows, 1);
-    if (components != 3) convert_row(row.data(), image.pixels.data() + y * image.width * 3, image.width, components);
+    JSAMPROW targets[kBatch];
+    for (int i = 0; i < kBatch; ++i) {
+      targets[i] = components == 3 ? image.pixels.data() + std::min<int64_t>(y + i, image.height - 1) * image.width * 3
+                                   : rows.data() + i * image.width * components;
+    }
+    const int64_t got = jpeg_read_scanlines(&cinfo, targets, kBatch);
+    for (int64_t i = 0; components != 3 && i < got; ++i) {
+      convert_row(targets[i], image.pixels.data() + (y + i) * image.width * 3, image.width, components);
+    }
+    if (progress) progress(image, y + got);
   }
   jpeg_finish_decompress(&cinfo);
   return true;
@@ -104,7 +112,7 @@ Result<ImageInfo> probe_jpeg(std::span<const uint8_t> b) {
   return invalid_argument("jpeg: truncated file, no frame header (SOF) found");
 }
 
-Result<RgbImage> decode_jpeg(std::span<const uint8_t> bytes, const DecodeLimits& limits) {
+Result<RgbImage> decode_jpeg(std::span<const uint8_t> bytes, const DecodeLimits& limits, const RowProgress& progress) {
   PX_ASSIGN_OR_RETURN(ImageInfo header, probe_jpeg(bytes));
   PX_RETURN_IF_ERROR(check_dimensions(header.width, header.height, limits, "jpeg"));
   jpeg_decompress_struct cinfo;
@@ -115,7 +123,7 @@ Result<RgbImage> decode_jpeg(std::span<const uint8_t> bytes, const DecodeLimits&
   jpeg_create_decompress(&cinfo);
   RgbImage image;
   Status status;
-  const bool ok = run_decoder(cinfo, err, bytes, limits, image, status);
+  const bool ok = run_decoder(cinfo, err, bytes, limits, progress, image, status);
   jpeg_destroy_decompress(&cinfo);
   if (!ok) return invalid_argument(std::string("jpeg: corrupt or truncated file: ") + err.message);
   if (!status.is_ok()) return status;

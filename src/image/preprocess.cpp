@@ -1,7 +1,12 @@
 // Token grid and pixel tensor, as mistral_common 1.13.1's ImageEncoder computes them.
 // ref: spec/model.md §3; spec/inputs.md §4, §5.1
 #include <cmath>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
 
+#include "image/codec.h"
 #include "image/image.h"
 #include "image/resize.h"
 
@@ -36,8 +41,82 @@ Result<PixelTensor> preprocess(const RgbImage& image, const ImageGeometry& geome
   tensor.width = grid.cols * geometry.patch_size;
   tensor.height = grid.rows * geometry.patch_size;
   tensor.data.resize(static_cast<size_t>(3 * tensor.width * tensor.height));  // [3, H, W]
-  detail::resize_normalize(image, tensor.width, tensor.height, tensor.data.data());
+  detail::CubicResizer(image.pixels.data(), image.width, image.height, tensor.width, tensor.height, tensor.data.data())
+      .run_parallel();
   return tensor;
+}
+
+namespace {
+
+// JPEG: the decoder (this thread) publishes how many rows are ready; a worker thread runs the
+// resize on them meanwhile. The result is identical to decode_image + preprocess.
+Result<PreprocessedImage> decode_and_preprocess_jpeg(std::span<const uint8_t> bytes, const ImageGeometry& geometry,
+                                                     const DecodeLimits& limits) {
+  PX_ASSIGN_OR_RETURN(ImageInfo info, detail::probe_jpeg(bytes));
+  PX_RETURN_IF_ERROR(detail::check_dimensions(info.width, info.height, limits, "jpeg"));
+  PreprocessedImage result{info.width, info.height, {}, {}};
+  PX_ASSIGN_OR_RETURN(result.grid, patch_grid(info.width, info.height, geometry));
+  PixelTensor& t = result.pixels;
+  t.width = result.grid.cols * geometry.patch_size;
+  t.height = result.grid.rows * geometry.patch_size;
+  t.data.resize(static_cast<size_t>(3 * t.width * t.height));  // [3, H, W]
+
+  std::mutex mutex;
+  std::condition_variable cv;
+  // The decoder's pixel buffer: allocated once before the first rows and only moved (never
+  // reallocated) into the returned Result, so the pointer stays valid until `rgb` dies.
+  const uint8_t* source = nullptr;
+  int64_t ready = 0;
+  bool finished = false;
+  std::thread worker([&] {
+    std::unique_ptr<detail::CubicResizer> resizer;
+    int64_t done = 0;
+    for (;;) {
+      std::unique_lock lock(mutex);
+      cv.wait(lock, [&] { return finished || ready > done; });
+      const int64_t n = ready;
+      const bool last = finished;
+      lock.unlock();
+      if (n > done) {
+        if (!resizer) {
+          resizer = std::make_unique<detail::CubicResizer>(source, info.width, info.height, t.width,
+                                                           t.height, t.data.data());
+        }
+        resizer->advance(n);
+        done = n;
+      }
+      if (last) return;
+    }
+  });
+  auto rgb = detail::decode_jpeg(bytes, limits, [&](const RgbImage& image, int64_t rows) {
+    if (image.width != info.width || image.height != info.height) return;  // not the SOF we probed: error below
+    std::lock_guard lock(mutex);
+    source = image.pixels.data();
+    ready = rows;
+    cv.notify_one();
+  });
+  {
+    std::lock_guard lock(mutex);
+    finished = true;
+  }
+  cv.notify_one();
+  worker.join();
+  if (!rgb.is_ok()) return rgb.status();
+  if (rgb->width != info.width || rgb->height != info.height) return invalid_argument("jpeg: frame size changed while decoding");
+  return result;
+}
+
+}  // namespace
+
+Result<PreprocessedImage> decode_and_preprocess(std::span<const uint8_t> bytes, const ImageGeometry& geometry,
+                                                const DecodeLimits& limits) {
+  if (bytes.size() > limits.max_encoded_bytes) return decode_image(bytes, limits).status();
+  if (detail::detect_format(bytes) == detail::Format::kJpeg) return decode_and_preprocess_jpeg(bytes, geometry, limits);
+  PX_ASSIGN_OR_RETURN(RgbImage rgb, decode_image(bytes, limits));
+  PreprocessedImage result{rgb.width, rgb.height, {}, {}};
+  PX_ASSIGN_OR_RETURN(result.grid, patch_grid(rgb.width, rgb.height, geometry));
+  PX_ASSIGN_OR_RETURN(result.pixels, preprocess(rgb, geometry));
+  return result;
 }
 
 }  // namespace pixtral::image

@@ -2,8 +2,8 @@
 // change the last bit. ref: spec/inputs.md §5.2
 #include "image/resize.h"
 
+#include <algorithm>
 #include <cmath>
-#include <functional>
 
 #include "base/thread_pool.h"
 
@@ -27,49 +27,6 @@ void cubic_weights(float t, float* w) {
   w[3] = 1.f - w[0] - w[1] - w[2];
 }
 
-// The horizontal pass over one source row: [dst_width, 3] float32.
-void horizontal_row(const uint8_t* row, const CubicAxis& ax, int64_t dst_width, float* out) {
-  for (int64_t x = 0; x < dst_width; ++x) {
-    const int32_t* t = &ax.taps[x * 4];
-    const float* w = &ax.weights[x * 4];
-    for (int c = 0; c < 3; ++c) {
-      const float p0 = row[t[0] * 3 + c], p1 = row[t[1] * 3 + c], p2 = row[t[2] * 3 + c], p3 = row[t[3] * 3 + c];
-      out[x * 3 + c] = ((p0 * w[0] + p1 * w[1]) + p2 * w[2]) + p3 * w[3];
-    }
-  }
-}
-
-// Output rows [y0, y1): keeps a window of horizontally resampled source rows (their vertical taps
-// are non-decreasing in y) and calls emit(y, row) with the [dst_width * 3] resized row.
-template <typename Emit>
-void resize_rows(const RgbImage& image, const CubicAxis& ax, const CubicAxis& ay, int64_t dst_width, int64_t y0,
-                 int64_t y1, Emit&& emit) {
-  const size_t n = static_cast<size_t>(dst_width * 3);
-  std::vector<float> cache(4 * n);       // [4, dst_width * 3]: slot = source row % 4
-  int64_t cached[4] = {-1, -1, -1, -1};  // source row held by each slot
-  std::vector<float> row(n);             // [dst_width * 3]
-  for (int64_t y = y0; y < y1; ++y) {
-    const float* q[4];
-    for (int k = 0; k < 4; ++k) {
-      const int32_t sy = ay.taps[y * 4 + k];
-      const int slot = sy % 4;
-      if (cached[slot] != sy) {
-        horizontal_row(image.pixels.data() + sy * image.width * 3, ax, dst_width, &cache[slot * n]);
-        cached[slot] = sy;
-      }
-      q[k] = &cache[slot * n];
-    }
-    const float* v = &ay.weights[y * 4];
-    // VResizeCubicVec_32f's order (right-nested). ref: spec/inputs.md §5.2
-    for (size_t i = 0; i < n; ++i) row[i] = q[0][i] * v[0] + (q[1][i] * v[1] + (q[2][i] * v[2] + q[3][i] * v[3]));
-    emit(y, row.data());
-  }
-}
-
-void run_parallel(int64_t rows, const std::function<void(int64_t, int64_t)>& fn) {
-  base::ThreadPool::global().parallel_for(rows, fn, 16);
-}
-
 }  // namespace
 
 CubicAxis cubic_axis(int64_t src, int64_t dst) {
@@ -83,36 +40,64 @@ CubicAxis cubic_axis(int64_t src, int64_t dst) {
     const int64_t s = static_cast<int64_t>(std::floor(f));
     f -= static_cast<float>(s);
     cubic_weights(f, &axis.weights[d * 4]);
-    for (int k = 0; k < 4; ++k) {
-      const int64_t tap = std::clamp<int64_t>(s - 1 + k, 0, src - 1);
-      axis.taps[d * 4 + k] = static_cast<int32_t>(tap);
-    }
+    for (int k = 0; k < 4; ++k) axis.taps[d * 4 + k] = static_cast<int32_t>(std::clamp<int64_t>(s - 1 + k, 0, src - 1));
   }
   return axis;
 }
 
-void resize_normalize(const RgbImage& image, int64_t dst_width, int64_t dst_height, float* out) {
-  const CubicAxis ax = cubic_axis(image.width, dst_width), ay = cubic_axis(image.height, dst_height);
-  const int64_t plane = dst_width * dst_height;
-  run_parallel(dst_height, [&](int64_t y0, int64_t y1) {
-    resize_rows(image, ax, ay, dst_width, y0, y1, [&](int64_t y, const float* row) {
-      for (int c = 0; c < 3; ++c) {
-        float* o = out + c * plane + y * dst_width;
-        for (int64_t x = 0; x < dst_width; ++x) o[x] = (row[x * 3 + c] / 255.f - kMean[c]) / kStd[c];
-      }
-    });
-  });
+CubicResizer::CubicResizer(const uint8_t* src, int64_t src_w, int64_t src_h, int64_t dst_w, int64_t dst_h, float* out)
+    : src_(src), src_w_(src_w), src_h_(src_h), dst_w_(dst_w), dst_h_(dst_h), out_(out),
+      ax_(cubic_axis(src_w, dst_w)), ay_(cubic_axis(src_h, dst_h)), slot_(static_cast<size_t>(src_h), -1) {
+  // No antialiasing: a large down-scale reads only the rows some output row taps.
+  int64_t needed = 0;
+  for (int32_t sy : ay_.taps) slot_[sy] = 0;
+  for (auto& s : slot_) s = s == 0 ? needed++ : -1;
+  hbuf_.resize(static_cast<size_t>(needed * dst_w * 3));
 }
 
-std::vector<float> resize_cubic(const RgbImage& image, int64_t dst_width, int64_t dst_height) {
-  const CubicAxis ax = cubic_axis(image.width, dst_width), ay = cubic_axis(image.height, dst_height);
-  std::vector<float> out(static_cast<size_t>(dst_width * dst_height * 3));  // [H, W, 3]
-  run_parallel(dst_height, [&](int64_t y0, int64_t y1) {
-    resize_rows(image, ax, ay, dst_width, y0, y1, [&](int64_t y, const float* row) {
-      std::copy(row, row + dst_width * 3, out.begin() + y * dst_width * 3);
-    });
-  });
-  return out;
+// HResizeCubic: ((p0*w0 + p1*w1) + p2*w2) + p3*w3 per channel.
+void CubicResizer::horizontal(int64_t src_row) {
+  if (slot_[src_row] < 0) return;
+  const uint8_t* row = src_ + src_row * src_w_ * 3;
+  float* out = &hbuf_[slot_[src_row] * dst_w_ * 3];
+  for (int64_t x = 0; x < dst_w_; ++x) {
+    const int32_t* t = &ax_.taps[x * 4];
+    const float* w = &ax_.weights[x * 4];
+    const uint8_t *a = row + t[0] * 3, *b = row + t[1] * 3, *c = row + t[2] * 3, *d = row + t[3] * 3;
+    for (int ch = 0; ch < 3; ++ch) {
+      out[x * 3 + ch] = ((float(a[ch]) * w[0] + float(b[ch]) * w[1]) + float(c[ch]) * w[2]) + float(d[ch]) * w[3];
+    }
+  }
+}
+
+// VResizeCubicVec_32f's right-nested order, then /255, -mean, /std in float32 into CHW.
+void CubicResizer::vertical(int64_t y) {
+  const int32_t* t = &ay_.taps[y * 4];
+  const float* v = &ay_.weights[y * 4];
+  const size_t n = static_cast<size_t>(dst_w_ * 3);
+  const float *q0 = &hbuf_[slot_[t[0]] * n], *q1 = &hbuf_[slot_[t[1]] * n], *q2 = &hbuf_[slot_[t[2]] * n],
+              *q3 = &hbuf_[slot_[t[3]] * n];
+  const int64_t plane = dst_w_ * dst_h_;
+  for (int64_t x = 0; x < dst_w_; ++x) {
+    for (int ch = 0; ch < 3; ++ch) {
+      const size_t i = static_cast<size_t>(x * 3 + ch);
+      const float r = q0[i] * v[0] + (q1[i] * v[1] + (q2[i] * v[2] + q3[i] * v[3]));
+      out_[ch * plane + y * dst_w_ + x] = (r / 255.f - kMean[ch]) / kStd[ch];
+    }
+  }
+}
+
+void CubicResizer::advance(int64_t rows_ready) {
+  for (; next_src_ < rows_ready; ++next_src_) horizontal(next_src_);
+  while (next_dst_ < dst_h_ && ay_.taps[next_dst_ * 4 + 3] < rows_ready) vertical(next_dst_++);
+}
+
+void CubicResizer::run_parallel() {
+  auto& pool = base::ThreadPool::global();
+  pool.parallel_for(src_h_, [&](int64_t a, int64_t b) { for (int64_t y = a; y < b; ++y) horizontal(y); }, 32);
+  pool.parallel_for(dst_h_, [&](int64_t a, int64_t b) { for (int64_t y = a; y < b; ++y) vertical(y); }, 16);
+  next_src_ = src_h_;
+  next_dst_ = dst_h_;
 }
 
 }  // namespace pixtral::image::detail

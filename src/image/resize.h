@@ -18,12 +18,28 @@ struct CubicAxis {
 };
 CubicAxis cubic_axis(int64_t src, int64_t dst);
 
-// Resizes `image` to dst_width x dst_height (float32 maths of cv::resize on the uint8 values as
-// float32), then writes ((v / 255) - mean) / std in float32 per channel as [3, H, W].
-// Rows are split over the global thread pool.
-void resize_normalize(const RgbImage& image, int64_t dst_width, int64_t dst_height, float* out);
+// Resize + normalize of a uint8 RGB image [src_h, src_w, 3] into out [3, dst_h, dst_w] as
+// ((v / 255) - mean) / std in float32. Source rows may arrive progressively (a decoder filling
+// `src` top to bottom): advance(n) does all the work that needs only rows < n.
+class CubicResizer {
+ public:
+  CubicResizer(const uint8_t* src, int64_t src_w, int64_t src_h, int64_t dst_w, int64_t dst_h, float* out);
+  // Single caller at a time; n must not decrease.
+  void advance(int64_t rows_ready);
+  // The whole image at once, split over the global thread pool.
+  void run_parallel();
 
-// The plain resize, [dst_height, dst_width, 3] float32 values on the 0..255 scale (for tests).
-std::vector<float> resize_cubic(const RgbImage& image, int64_t dst_width, int64_t dst_height);
+ private:
+  void horizontal(int64_t src_row);
+  void vertical(int64_t dst_row);
+
+  const uint8_t* src_;
+  int64_t src_w_, src_h_, dst_w_, dst_h_;
+  float* out_;
+  CubicAxis ax_, ay_;
+  std::vector<int64_t> slot_;  // [src_h] row of hbuf_ holding that source row, -1: not needed
+  std::vector<float> hbuf_;    // [needed rows, dst_w * 3] horizontally resampled rows
+  int64_t next_src_ = 0, next_dst_ = 0;
+};
 
 }  // namespace pixtral::image::detail

@@ -73,6 +73,14 @@ TEST(ImageDiff, MatchesMistralCommonOnEveryCase) {
     const float exact = max_abs_diff(pixels->data, ref);
     worst_exact = std::max(worst_exact, exact);
     EXPECT_LE(exact, 1e-4f) << "vs cv2 without IPP";
+    // The one-call path (JPEG: resize overlapped with decoding) gives the same tensor.
+    std::ifstream file(kCases + "/" + c.at("file").get<std::string>(), std::ios::binary);
+    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    auto fused = decode_and_preprocess(bytes);
+    ASSERT_TRUE(fused.is_ok()) << fused.status().to_string();
+    EXPECT_EQ(fused->grid.rows, grid->rows);
+    EXPECT_EQ(fused->grid.cols, grid->cols);
+    EXPECT_EQ(fused->pixels.data, pixels->data);
     const float ipp = max_abs_diff(pixels->data, read_raw<float>(kCases + "/" + name + ".ipp.f32"));
     worst_ipp = std::max(worst_ipp, ipp);
     EXPECT_LE(ipp, 2e-3f) << "vs cv2 with IPP";
