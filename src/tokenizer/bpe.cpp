@@ -4,7 +4,6 @@
 #include <atomic>
 #include <cstring>
 #include <memory>
-#include <queue>
 
 #include "base/check.h"
 
@@ -192,40 +191,50 @@ void RankTable::merge_small(std::string_view piece, std::vector<Rank>* out) cons
 // (rank, start) candidate merges with lazy invalidation (tiktoken's _byte_pair_merge_large).
 void RankTable::merge_large(std::string_view piece, std::vector<Rank>* out) const {
   const uint32_t n = static_cast<uint32_t>(piece.size());
-  std::vector<uint32_t> next(n), prev(n);
-  std::vector<Rank> rank(n, kNoRank);  // rank of part i merged with its next part
-  std::vector<bool> alive(n, true);
   using Entry = std::pair<Rank, uint32_t>;
-  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap;
-  auto end_of = [&](uint32_t i) { return next[i] == n ? n : next[i]; };
+  struct Scratch {  // reused across calls: long pieces come in runs
+    std::vector<uint32_t> next, prev;
+    std::vector<Rank> rank;  // rank of part i merged with its next part; kNoRank when dead
+    std::vector<Entry> heap;
+  };
+  thread_local Scratch sc;
+  sc.next.resize(n);
+  sc.prev.resize(n);
+  sc.rank.assign(n, kNoRank);
+  sc.heap.clear();
+  std::vector<uint32_t>& next = sc.next;
+  std::vector<uint32_t>& prev = sc.prev;
+  std::vector<Rank>& rank = sc.rank;
+  std::vector<uint8_t> alive(n, 1);
+  const auto later = std::greater<Entry>();
   auto merged_rank = [&](uint32_t i) -> Rank {
     if (next[i] >= n) return kNoRank;
     const uint32_t stop = next[next[i]] >= n ? n : next[next[i]];
     return find(piece.substr(i, stop - i));
   };
-  for (uint32_t i = 0; i < n; ++i) next[i] = i + 1, prev[i] = i == 0 ? n : i - 1;
-  for (uint32_t i = 0; i < n; ++i) {
+  auto push = [&](uint32_t i) {
     rank[i] = merged_rank(i);
-    if (rank[i] != kNoRank) heap.push({rank[i], i});
-  }
-  while (!heap.empty()) {
-    const auto [r, i] = heap.top();
-    heap.pop();
+    if (rank[i] == kNoRank) return;
+    sc.heap.push_back({rank[i], i});
+    std::push_heap(sc.heap.begin(), sc.heap.end(), later);
+  };
+  for (uint32_t i = 0; i < n; ++i) next[i] = i + 1, prev[i] = i == 0 ? n : i - 1;
+  for (uint32_t i = 0; i < n; ++i) push(i);
+  while (!sc.heap.empty()) {
+    std::pop_heap(sc.heap.begin(), sc.heap.end(), later);
+    const auto [r, i] = sc.heap.back();
+    sc.heap.pop_back();
     if (!alive[i] || rank[i] != r) continue;  // stale
     const uint32_t j = next[i];
-    alive[j] = false;
+    alive[j] = 0;
     next[i] = next[j];
     if (next[j] < n) prev[next[j]] = i;
-    rank[i] = merged_rank(i);
-    if (rank[i] != kNoRank) heap.push({rank[i], i});
-    if (prev[i] < n) {
-      const uint32_t p = prev[i];
-      rank[p] = merged_rank(p);
-      if (rank[p] != kNoRank) heap.push({rank[p], p});
-    }
+    push(i);
+    if (prev[i] < n) push(prev[i]);
   }
   for (uint32_t i = 0; i < n; i = next[i]) {
-    const Rank rr = find(piece.substr(i, end_of(i) - i));
+    const uint32_t stop = next[i] >= n ? n : next[i];
+    const Rank rr = find(piece.substr(i, stop - i));
     PX_CHECK(rr != kNoRank);
     out->push_back(rr);
   }
