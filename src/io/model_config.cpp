@@ -195,14 +195,18 @@ Status parse_params(const Keys& k, ModelConfig* c) {
 // ---- config.json ------------------------------------------------------------------------------
 
 // rope_theta, or (transformers >= 5) rope_parameters {rope_type: "default", rope_theta}.
-Status parse_hf_rope(const Keys& k, double* theta, bool required) {
+// The vision config of transformers >= 5.17 says rope_type "axial": its 2D RoPE rewritten as axial
+// (row, column) RoPE, numerically the same as before (spec/model.md §9.2), so it is accepted there.
+Status parse_hf_rope(const Keys& k, double* theta, bool required, bool is_vision = false) {
   PX_RETURN_IF_ERROR(k.refuse_if_present("rope_scaling", "RoPE scaling is not supported"));
   if (k.has("rope_parameters")) {
     PX_RETURN_IF_ERROR(k.get_object("rope_parameters"));
     const Keys rp = k.sub("rope_parameters");
     std::string type = "default";
     PX_RETURN_IF_ERROR(rp.get_string("rope_type", &type));
-    if (type != "default") return rp.refuse("rope_type", "only \"default\" RoPE is supported");
+    if (type != "default" && !(is_vision && type == "axial"))
+      return rp.refuse("rope_type", is_vision ? "only \"default\" or \"axial\" 2D RoPE is supported"
+                                              : "only \"default\" RoPE is supported");
     return rp.get_positive("rope_theta", theta, true);
   }
   return k.get_positive("rope_theta", theta, required);
@@ -243,7 +247,7 @@ Status parse_hf_vision(const Keys& k, VisionConfig* v) {
   PX_RETURN_IF_ERROR(k.get_size("image_size", &v->image_size, true));
   PX_RETURN_IF_ERROR(k.get_size("patch_size", &v->patch_size, true));
   v->rope_theta = 10000.0;  // PixtralVisionConfig default, the Pixtral value
-  PX_RETURN_IF_ERROR(parse_hf_rope(k, &v->rope_theta, false));
+  PX_RETURN_IF_ERROR(parse_hf_rope(k, &v->rope_theta, false, /*is_vision=*/true));
   // spec §2.1: Pixtral's vision MLP is SiLU; an absent hidden_act means SiLU here (HF's own
   // default "gelu" would be wrong), and an explicit "gelu" is refused rather than run.
   PX_RETURN_IF_ERROR(k.get_string("hidden_act", &v->hidden_act));
