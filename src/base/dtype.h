@@ -40,4 +40,14 @@ uint16_t f32_to_f16(float f);
 // Converts n elements of `src` (dtype) to float. Only floating dtypes; returns false otherwise.
 bool convert_to_f32(DType dtype, const void* src, float* dst, size_t n);
 
+// A standard normal value from a counter-based generator: the same (seed, index) gives the same
+// value on every backend (splitmix64 -> two uniforms -> Box-Muller). Used for random weights.
+inline uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+float counter_normal(uint64_t seed, uint64_t index);
+
 }  // namespace pixtral::base

@@ -1,12 +1,39 @@
 #include "cli/command.h"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 
 namespace pixtral::cli {
 
 std::map<std::string, Command>& command_registry() {
   static std::map<std::string, Command> registry;
   return registry;
+}
+
+std::string command_name(const char* identifier) {
+  std::string name(identifier);
+  for (char& c : name)
+    if (c == '_') c = '-';
+  return name;
+}
+
+std::optional<int64_t> parse_int(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  const long long v = std::strtoll(text.c_str(), &end, 10);
+  if (errno != 0 || end != text.c_str() + text.size()) return std::nullopt;
+  return v;
+}
+
+std::optional<double> parse_double(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(text.c_str(), &end);
+  if (errno != 0 || end != text.c_str() + text.size()) return std::nullopt;
+  return v;
 }
 
 std::optional<std::string> FlagReader::value(const std::string& name) {

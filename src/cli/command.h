@@ -3,6 +3,7 @@
 // A command gets its arguments after the command name and returns the process exit code.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
@@ -20,6 +21,7 @@ struct Command {
 };
 
 std::map<std::string, Command>& command_registry();
+std::string command_name(const char* identifier);  // make_tiny -> make-tiny
 
 struct CommandRegistrar {
   CommandRegistrar(const char* name, const char* summary, CommandFn fn) {
@@ -43,11 +45,16 @@ class FlagReader {
   std::vector<bool> used_;
 };
 
+// Parses a whole decimal integer (no trailing characters); nullopt otherwise.
+std::optional<int64_t> parse_int(const std::string& text);
+std::optional<double> parse_double(const std::string& text);
+
 // Prints "pixtral <cmd>: <message>" to stderr and returns 2 (bad usage) or 1 (failure).
 int usage_error(const std::string& cmd, const std::string& message);
 int failure(const std::string& cmd, const std::string& message);
 
 }  // namespace pixtral::cli
 
+// `name` is an identifier; underscores become dashes on the command line (make_tiny -> make-tiny).
 #define PX_REGISTER_COMMAND(name, summary, fn) \
-  static ::pixtral::cli::CommandRegistrar px_command_##name(#name, summary, fn)
+  static ::pixtral::cli::CommandRegistrar px_command_##name(::pixtral::cli::command_name(#name).c_str(), summary, fn)

@@ -1,0 +1,78 @@
+// Backend: memory and ~15 ops that the model is written against (spec: design/architecture.md).
+// One implementation per device kind (backend/cpu, backend/cuda). The model never sees anything
+// else, so the forward pass exists once.
+//
+// Thread-safety: a Backend is used by one thread at a time. Ops are ordered; device backends run
+// them asynchronously and synchronize() waits for completion.
+// Lifetimes: free() is ordered after every op already issued (stream-ordered on devices), so a
+// TensorBuffer may go out of scope right after the ops that use it are issued; upload() has
+// finished reading the host memory when it returns.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "backend/ops.h"
+
+namespace pixtral::backend {
+
+class Backend;
+
+// Owns one allocation of backend memory; frees it on destruction.
+class TensorBuffer {
+ public:
+  TensorBuffer() = default;
+  TensorBuffer(Backend* backend, Tensor tensor) : backend_(backend), tensor_(tensor) {}
+  ~TensorBuffer();
+  TensorBuffer(TensorBuffer&& o) noexcept : backend_(o.backend_), tensor_(o.tensor_) { o.tensor_ = {}; }
+  TensorBuffer& operator=(TensorBuffer&& o) noexcept;
+  TensorBuffer(const TensorBuffer&) = delete;
+  TensorBuffer& operator=(const TensorBuffer&) = delete;
+
+  const Tensor& tensor() const { return tensor_; }
+  operator const Tensor&() const { return tensor_; }  // NOLINT: a buffer is usable as its tensor
+
+ private:
+  Backend* backend_ = nullptr;
+  Tensor tensor_;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // The dtype of activations (CPU: F32; CUDA: BF16) and of weights (as loaded).
+  virtual DType activation_dtype() const = 0;
+  virtual DType weight_dtype() const = 0;
+
+  // ---- memory --------------------------------------------------------------------------
+  virtual TensorBuffer alloc(DType dtype, Shape shape) = 0;
+  virtual void free(Tensor& tensor) = 0;
+  // Host f32 -> tensor of any float dtype (converted), or raw I32 upload when dtype is I32.
+  virtual void upload(const void* host, DType host_dtype, const Tensor& dst) = 0;
+  // Tensor (any float dtype) -> host f32.
+  virtual void download_f32(const Tensor& src, float* host) = 0;
+  // Copies rows between tensors of the same dtype and row size.
+  virtual void copy(const Tensor& src, const Tensor& dst) = 0;
+  virtual void synchronize() = 0;
+  // Fills a float tensor with mean + std·N(0,1) values from a counter-based generator keyed by
+  // `seed` (random weights at full size without files, initialised where the tensor lives).
+  virtual void fill_random(const Tensor& dst, uint64_t seed, float mean, float stddev) = 0;
+
+  // ---- ops (see ops.h for shapes and semantics) -----------------------------------------
+  virtual void matmul(const MatmulParams& p) = 0;
+  virtual void rms_norm(const RmsNormParams& p) = 0;
+  virtual void rope(const RopeParams& p) = 0;
+  virtual void silu_mul(const SiluMulParams& p) = 0;
+  virtual void gelu(const GeluParams& p) = 0;
+  virtual void embedding(const EmbeddingParams& p) = 0;
+  virtual void scatter_rows(const ScatterRowsParams& p) = 0;
+  virtual void gather_rows(const GatherRowsParams& p) = 0;
+  virtual void patchify(const PatchifyParams& p) = 0;
+  virtual void kv_write(const KvWriteParams& p) = 0;
+  virtual void paged_attention(const PagedAttentionParams& p) = 0;
+  virtual void varlen_attention(const VarlenAttentionParams& p) = 0;
+};
+
+}  // namespace pixtral::backend

@@ -1,0 +1,118 @@
+// Parameter structs of the backend ops. Every op is asynchronous with respect to the host on
+// device backends (ordered on the backend's stream); shapes are checked by the implementations.
+// Notation: T = tokens in the step, D = model width, H = heads, Hkv = KV heads, hd = head_dim.
+#pragma once
+
+#include "backend/tensor.h"
+
+namespace pixtral::backend {
+
+// y[M, N] = x[M, K] · w[N, K]ᵀ (+ bias[N]) (+ y when accumulate: the residual add).
+// x and y are activations; w and bias are weights (the backend's weight dtype).
+struct MatmulParams {
+  Tensor x;         // [M, K]
+  Tensor w;         // [N, K]  (nn.Linear layout)
+  Tensor bias;      // [N] or empty
+  Tensor y;         // [M, N]
+  bool accumulate = false;
+};
+
+// y[T, D] = w ⊙ round_act(x · rsqrt(mean(x²) + eps)), statistics in fp32 (spec/model.md §4.2).
+struct RmsNormParams {
+  Tensor x;       // [T, D]
+  Tensor weight;  // [D]
+  Tensor y;       // [T, D] (may alias x)
+  float eps = 1e-5f;
+};
+
+// Rotary embedding on adjacent pairs (2p, 2p+1) — the mistral ("interleaved") convention.
+// 1D (decoder): angle_p = pos · theta^(-2p/hd), p < hd/2.
+// 2D (vision, spec/model.md §4.3): with f_k = theta^(-2k/hd), pairs p < hd/4 use row·f_{2p},
+// pairs p ≥ hd/4 use col·f_{2(p-hd/4)+1}.
+struct RopeParams {
+  Tensor x;        // [T, H, hd], rotated in place
+  Tensor pos;      // I32 [T]: decoder position, or row index for 2D
+  Tensor pos_col;  // I32 [T]: column index for 2D; empty for 1D
+  float theta = 10000.0f;
+};
+
+// out[T, F] = silu(gate_up[:, :F]) ⊙ gate_up[:, F:]   (SwiGLU with w1 and w3 fused as [2F, D]).
+struct SiluMulParams {
+  Tensor gate_up;  // [T, 2F]
+  Tensor out;      // [T, F]
+};
+
+// x = 0.5·x·(1 + erf(x/√2)) in place (exact GELU of the adapter, spec/model.md §5).
+struct GeluParams {
+  Tensor x;  // [T, F]
+};
+
+// out[t] = table[ids[t]].
+struct EmbeddingParams {
+  Tensor table;  // [V, D] (weight)
+  Tensor ids;    // I32 [T]
+  Tensor out;    // [T, D]
+};
+
+// dst[index[i]] = src[i] for each row i (image features into [IMG] rows, spec/model.md §6).
+struct ScatterRowsParams {
+  Tensor src;    // [N, D]
+  Tensor index;  // I32 [N]
+  Tensor dst;    // [T, D]
+};
+
+// out[i] = src[index[i]] (the rows whose logits are wanted).
+struct GatherRowsParams {
+  Tensor src;    // [T, D]
+  Tensor index;  // I32 [N]
+  Tensor out;    // [N, D]
+};
+
+// Image [C, H, W] (f32, normalized) -> patches [(H/p)·(W/p), C·p·p], row-major over the patch
+// grid, patch vector index c·p·p + ky·p + kx (the Conv2d weight's memory order, §4.1).
+struct PatchifyParams {
+  Tensor image;    // F32 [C, H, W]
+  Tensor patches;  // [(H/p)·(W/p), C·p·p] activation dtype
+  int64_t patch_size = 16;
+};
+
+// Paged KV cache of one layer: [num_blocks, block_size, Hkv, hd]. A token's slot is
+// block_id · block_size + offset; sequences map logical blocks to block ids via block tables.
+struct KvWriteParams {
+  Tensor k;             // [T, Hkv, hd]
+  Tensor v;             // [T, Hkv, hd]
+  Tensor k_cache;       // [num_blocks, block_size, Hkv, hd]
+  Tensor v_cache;       // [num_blocks, block_size, Hkv, hd]
+  Tensor slot_mapping;  // I32 [T]
+};
+
+// Causal attention of a batch of sequences over the paged cache (prefill chunks and decode alike).
+// Sequence s owns query rows [q_start[s], q_start[s+1]) and has kv_len[s] tokens of context in the
+// cache, the new ones included; its query row i sits at position kv_len[s] - q_len[s] + i and sees
+// cache positions 0..that position. Query head h reads KV head h / (H / Hkv).
+struct PagedAttentionParams {
+  Tensor q;             // [T, H, hd]
+  Tensor k_cache;       // [num_blocks, block_size, Hkv, hd]
+  Tensor v_cache;       // [num_blocks, block_size, Hkv, hd]
+  Tensor q_start;       // I32 [S + 1]
+  Tensor kv_len;        // I32 [S]
+  Tensor block_tables;  // I32 [S, max_blocks_per_seq]
+  Tensor out;           // [T, H, hd]
+  float scale = 1.0f;
+  int64_t num_seqs = 0;
+  int64_t max_kv_len = 0;  // host-known bound, for launch sizing
+  int64_t max_q_len = 0;   // host-known bound, for launch sizing
+};
+
+// Bidirectional attention within each packed segment (one image each): tokens
+// [cu_seqlens[i], cu_seqlens[i+1]) attend only to each other (spec/model.md §4.5).
+struct VarlenAttentionParams {
+  Tensor q, k, v;       // [N, H, hd]
+  Tensor cu_seqlens;    // I32 [num_segments + 1]
+  Tensor out;           // [N, H, hd]
+  float scale = 1.0f;
+  int64_t num_segments = 0;
+  int64_t max_seqlen = 0;  // host-known bound
+};
+
+}  // namespace pixtral::backend

@@ -1,0 +1,45 @@
+// PixtralModel: config + weights on a backend + the two networks. The forward pass is written
+// once, against backend::Backend (ref: spec/model.md §0 for the whole picture).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "io/model_config.h"
+#include "model/batch.h"
+#include "model/kv_cache.h"
+#include "model/text_decoder.h"
+#include "model/vision_encoder.h"
+#include "model/weights.h"
+
+namespace pixtral::model {
+
+class PixtralModel {
+ public:
+  // Reads the config and weights of a checkpoint directory (either layout).
+  static Result<std::unique_ptr<PixtralModel>> load(const std::string& dir, backend::Backend& backend);
+  // Random weights of the config's shape, initialised on the backend (benchmarks).
+  static std::unique_ptr<PixtralModel> random(const io::ModelConfig& config, backend::Backend& backend, uint64_t seed);
+
+  const io::ModelConfig& config() const { return config_; }
+  backend::Backend& backend() const { return backend_; }
+
+  // Adapter outputs for the images, [Σ rows·cols, D], in image order.
+  Result<backend::TensorBuffer> encode_images(const std::vector<ImageInput>& images) const;
+  // One decoder step over the paged cache; logits [R, V] (see TextDecoder::forward).
+  Result<backend::TensorBuffer> forward(const DecoderBatch& batch, KvCache& cache) const;
+  KvCache make_kv_cache(int64_t num_blocks, int64_t block_size) const;
+
+ private:
+  PixtralModel(io::ModelConfig config, backend::Backend& backend, PixtralWeights weights);
+
+  io::ModelConfig config_;
+  backend::Backend& backend_;
+  PixtralWeights weights_;
+  TextDecoder decoder_;
+  VisionEncoder vision_;
+};
+
+}  // namespace pixtral::model
