@@ -4,6 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "base/thread_pool.h"
 
@@ -47,20 +52,40 @@ CubicAxis cubic_axis(int64_t src, int64_t dst) {
 
 CubicResizer::CubicResizer(const uint8_t* src, int64_t src_w, int64_t src_h, int64_t dst_w, int64_t dst_h, float* out)
     : src_(src), src_w_(src_w), src_h_(src_h), dst_w_(dst_w), dst_h_(dst_h), out_(out),
-      ax_(cubic_axis(src_w, dst_w)), ay_(cubic_axis(src_h, dst_h)), slot_(static_cast<size_t>(src_h), -1) {
-  // No antialiasing: a large down-scale reads only the rows some output row taps.
-  int64_t needed = 0;
-  for (int32_t sy : ay_.taps) slot_[sy] = 0;
-  for (auto& s : slot_) s = s == 0 ? needed++ : -1;
-  hbuf_.resize(static_cast<size_t>(needed * dst_w * 3));
+      ax_(cubic_axis(src_w, dst_w)), ay_(cubic_axis(src_h, dst_h)), ring_(make_ring()) {}
+
+CubicResizer::Ring CubicResizer::make_ring() const {
+  Ring ring;
+  ring.rows.resize(static_cast<size_t>(4 * (dst_w_ * 3 + 4)));
+  return ring;
 }
 
-// HResizeCubic: ((p0*w0 + p1*w1) + p2*w2) + p3*w3 per channel.
-void CubicResizer::horizontal(int64_t src_row) {
-  if (slot_[src_row] < 0) return;
+// HResizeCubic: ((p0*w0 + p1*w1) + p2*w2) + p3*w3 per channel. The SSE2 path computes the same
+// IEEE operations in the same order on (R, G, B, next R) lanes and drops the fourth lane; the
+// last column goes through the scalar path so no read passes the end of the row.
+void CubicResizer::horizontal(int64_t src_row, float* out) const {
   const uint8_t* row = src_ + src_row * src_w_ * 3;
-  float* out = &hbuf_[slot_[src_row] * dst_w_ * 3];
-  for (int64_t x = 0; x < dst_w_; ++x) {
+  int64_t x = 0;
+#if defined(__SSE2__)
+  const __m128i zero = _mm_setzero_si128();
+  auto load = [&](int32_t tap) {
+    int32_t bytes;
+    std::memcpy(&bytes, row + tap * 3, 4);
+    const __m128i v = _mm_unpacklo_epi8(_mm_cvtsi32_si128(bytes), zero);
+    return _mm_cvtepi32_ps(_mm_unpacklo_epi16(v, zero));
+  };
+  for (; x < dst_w_; ++x) {
+    const int32_t* t = &ax_.taps[x * 4];
+    if (t[3] == src_w_ - 1) break;  // a 4-byte load at the last pixel would leave the row
+    const float* w = &ax_.weights[x * 4];
+    __m128 acc = _mm_mul_ps(load(t[0]), _mm_set1_ps(w[0]));
+    acc = _mm_add_ps(acc, _mm_mul_ps(load(t[1]), _mm_set1_ps(w[1])));
+    acc = _mm_add_ps(acc, _mm_mul_ps(load(t[2]), _mm_set1_ps(w[2])));
+    acc = _mm_add_ps(acc, _mm_mul_ps(load(t[3]), _mm_set1_ps(w[3])));
+    _mm_storeu_ps(out + x * 3, acc);  // lane 3 is overwritten by the next column (rows have slack)
+  }
+#endif
+  for (; x < dst_w_; ++x) {
     const int32_t* t = &ax_.taps[x * 4];
     const float* w = &ax_.weights[x * 4];
     const uint8_t *a = row + t[0] * 3, *b = row + t[1] * 3, *c = row + t[2] * 3, *d = row + t[3] * 3;
@@ -70,33 +95,43 @@ void CubicResizer::horizontal(int64_t src_row) {
   }
 }
 
-// VResizeCubicVec_32f's right-nested order, then /255, -mean, /std in float32 into CHW.
-void CubicResizer::vertical(int64_t y) {
+// VResizeCubicVec_32f's right-nested order over the interleaved row, then /255, -mean, /std in
+// float32 per channel into CHW.
+void CubicResizer::output_row(int64_t y, Ring& ring) const {
   const int32_t* t = &ay_.taps[y * 4];
-  const float* v = &ay_.weights[y * 4];
-  const size_t n = static_cast<size_t>(dst_w_ * 3);
-  const float *q0 = &hbuf_[slot_[t[0]] * n], *q1 = &hbuf_[slot_[t[1]] * n], *q2 = &hbuf_[slot_[t[2]] * n],
-              *q3 = &hbuf_[slot_[t[3]] * n];
-  const int64_t plane = dst_w_ * dst_h_;
-  for (int64_t x = 0; x < dst_w_; ++x) {
-    for (int ch = 0; ch < 3; ++ch) {
-      const size_t i = static_cast<size_t>(x * 3 + ch);
-      const float r = q0[i] * v[0] + (q1[i] * v[1] + (q2[i] * v[2] + q3[i] * v[3]));
-      out_[ch * plane + y * dst_w_ + x] = (r / 255.f - kMean[ch]) / kStd[ch];
+  const float v0 = ay_.weights[y * 4], v1 = ay_.weights[y * 4 + 1], v2 = ay_.weights[y * 4 + 2],
+              v3 = ay_.weights[y * 4 + 3];
+  const size_t stride = static_cast<size_t>(dst_w_ * 3 + 4), n = static_cast<size_t>(dst_w_ * 3);
+  const float* q[4];
+  for (int k = 0; k < 4; ++k) {
+    const int slot = t[k] % 4;
+    if (ring.held[slot] != t[k]) {
+      horizontal(t[k], &ring.rows[slot * stride]);
+      ring.held[slot] = t[k];
     }
+    q[k] = &ring.rows[slot * stride];
+  }
+  const float *q0 = q[0], *q1 = q[1], *q2 = q[2], *q3 = q[3];
+  thread_local std::vector<float> row;  // [dst_w * 3]
+  row.resize(n);
+  for (size_t i = 0; i < n; ++i) row[i] = q0[i] * v0 + (q1[i] * v1 + (q2[i] * v2 + q3[i] * v3));
+  const int64_t plane = dst_w_ * dst_h_;
+  for (int ch = 0; ch < 3; ++ch) {
+    float* o = out_ + ch * plane + y * dst_w_;
+    const float mean = kMean[ch], std = kStd[ch];
+    for (int64_t x = 0; x < dst_w_; ++x) o[x] = (row[x * 3 + ch] / 255.f - mean) / std;
   }
 }
 
 void CubicResizer::advance(int64_t rows_ready) {
-  for (; next_src_ < rows_ready; ++next_src_) horizontal(next_src_);
-  while (next_dst_ < dst_h_ && ay_.taps[next_dst_ * 4 + 3] < rows_ready) vertical(next_dst_++);
+  while (next_dst_ < dst_h_ && ay_.taps[next_dst_ * 4 + 3] < rows_ready) output_row(next_dst_++, ring_);
 }
 
 void CubicResizer::run_parallel() {
-  auto& pool = base::ThreadPool::global();
-  pool.parallel_for(src_h_, [&](int64_t a, int64_t b) { for (int64_t y = a; y < b; ++y) horizontal(y); }, 32);
-  pool.parallel_for(dst_h_, [&](int64_t a, int64_t b) { for (int64_t y = a; y < b; ++y) vertical(y); }, 16);
-  next_src_ = src_h_;
+  base::ThreadPool::global().parallel_for(dst_h_, [&](int64_t a, int64_t b) {
+    Ring ring = make_ring();
+    for (int64_t y = a; y < b; ++y) output_row(y, ring);
+  }, 16);
   next_dst_ = dst_h_;
 }
 

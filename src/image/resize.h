@@ -30,16 +30,22 @@ class CubicResizer {
   void run_parallel();
 
  private:
-  void horizontal(int64_t src_row);
-  void vertical(int64_t dst_row);
+  // 4 horizontally resampled source rows; slot = source row % 4 (an output row's 4 taps are
+  // consecutive rows, clamped duplicates being the same row, so they never collide).
+  struct Ring {
+    std::vector<float> rows;  // [4, dst_w * 3 + 4] (+4: slack for the last 4-lane store)
+    int64_t held[4] = {-1, -1, -1, -1};
+  };
+  Ring make_ring() const;
+  void horizontal(int64_t src_row, float* out) const;
+  void output_row(int64_t dst_row, Ring& ring) const;
 
   const uint8_t* src_;
   int64_t src_w_, src_h_, dst_w_, dst_h_;
   float* out_;
   CubicAxis ax_, ay_;
-  std::vector<int64_t> slot_;  // [src_h] row of hbuf_ holding that source row, -1: not needed
-  std::vector<float> hbuf_;    // [needed rows, dst_w * 3] horizontally resampled rows
-  int64_t next_src_ = 0, next_dst_ = 0;
+  Ring ring_;  // for advance()
+  int64_t next_dst_ = 0;
 };
 
 }  // namespace pixtral::image::detail
