@@ -24,14 +24,14 @@ def main():
         cases = json.load(f)
     tekken = cases["tekken_path"]
     failures = 0
-    for case in cases["encode"][:12]:
+    for case in cases["encode"][:6]:
         if "\x00" in case["text"]:
             continue  # argv cannot carry NUL
         out = run([args.pixtral, "tokenize", "--tokenizer", tekken, "--text", case["text"]])
         if out.returncode != 0 or json.loads(out.stdout) != case["ids"]:
             failures += 1
             print(f"tokenize {case['text']!r}: got {out.stdout!r} {out.stderr!r}, expected {case['ids']}")
-    for case in cases["decode"][:12]:
+    for case in cases["decode"][:6]:
         out = run([args.pixtral, "detokenize", "--tokenizer", tekken, "--ids", json.dumps(case["ids"]),
                    "--policy", "keep"])
         if out.returncode != 0 or out.stdout != case["keep"] + "\n":
