@@ -1,4 +1,4 @@
-// UTF-8 helpers with the exact error behaviour of Python's bytes.decode("utf-8", "replace").
+// UTF-8 routines with the exact error behaviour of Python's bytes.decode("utf-8", "replace").
 // ref: spec/inputs.md §2.3 (maximal ill-formed subsequence -> one U+FFFD)
 #pragma once
 
