@@ -92,6 +92,20 @@ std::string shape_str(const std::vector<int64_t>& shape) {
   return v.shape_string();
 }
 
+// When the tensors are spelled in the other layout's names, say so: the config file is the wrong one.
+std::string layout_hint(const CheckpointFiles& files, const ModelConfig& config) {
+  const bool hf = config.layout == CheckpointLayout::kHf;
+  if (hf && files.find("tok_embeddings.weight") != nullptr) {
+    return "; the checkpoint uses mistral (consolidated) names, which go with params.json";
+  }
+  if (!hf && (files.find("model.embed_tokens.weight") != nullptr ||
+              files.find("language_model.model.embed_tokens.weight") != nullptr ||
+              files.find("model.language_model.embed_tokens.weight") != nullptr)) {
+    return "; the checkpoint uses Hugging Face names, which go with config.json";
+  }
+  return "";
+}
+
 }  // namespace
 
 std::vector<WeightSpec> expected_weights(const ModelConfig& config) {
@@ -121,7 +135,7 @@ Result<BoundWeights> BoundWeights::bind(const CheckpointFiles& files, const Mode
     if (v == nullptr) {
       const std::string where = files.files().size() == 1 ? files.files()[0]->path() : "checkpoint";
       return not_found(where + ": tensor '" + w.stored_name + "' is missing (" + config.source_file + " expects " +
-                       std::to_string(bound.specs_.size()) + " tensors)");
+                       std::to_string(bound.specs_.size()) + " tensors)" + layout_hint(files, config));
     }
     if (v->shape != w.shape) {
       return invalid_argument(v->file + ": tensor '" + w.stored_name + "' has shape " + v->shape_string() +
