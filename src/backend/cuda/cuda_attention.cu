@@ -1,0 +1,232 @@
+// Attention on CUDA cores, fp32 math, one kernel for both ops:
+//  - paged (causal over the paged KV cache, GQA; prefill chunks and decode alike),
+//  - varlen (bidirectional within each packed segment; the vision encoder).
+// A block takes a tile of (query row, head) "pairs" that share one KV head (rows_per_tile rows ×
+// the GQA group, at most kMaxPairs), streams keys in tiles of kKeyTile through shared memory and
+// keeps an online softmax (base-2 exponent, q pre-scaled by scale·log2 e) per pair. For short
+// query tiles (decode) the key range is split over gridDim.z blocks; a second kernel combines the
+// partial (acc, max, sum) triples.
+#include "backend/cuda/cuda_common.h"
+
+namespace pixtral::backend::cuda {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kMaxPairs = 32;                   // (row, head) pairs per block
+constexpr int kPairsPerWarp = kMaxPairs / kWarps;
+constexpr int kKeyTile = 32;                    // one key per lane
+constexpr int kMaxHd = 128;
+constexpr int kSlots = kMaxHd / 32;             // output dims per lane: lane + 32·i
+constexpr float kLog2e = 1.4426950408889634f;
+
+struct Launch {
+  int64_t rows_per_tile = 1, tiles_per_seq = 1, splits = 1, split_len = 0;
+};
+
+__device__ inline float warp_max(float v) {
+  for (int off = 16; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
+  return v;
+}
+__device__ inline float warp_sum(float v) {
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  return v;
+}
+
+// Row of the K/V storage that holds key j of the block's sequence.
+__device__ inline int64_t key_row(const AttentionArgs& a, int64_t seq, int64_t q_begin, int64_t j) {
+  if (a.block_tables == nullptr) return q_begin + j;
+  const int64_t block = a.block_tables[seq * a.max_blocks + j / a.block_size];
+  return block * a.block_size + j % a.block_size;
+}
+
+struct Smem {
+  float q[kMaxPairs][kMaxHd];            // pre-scaled queries
+  float k[kKeyTile][kMaxHd + 4];         // padded: conflict-free float4 reads by key
+  bf16 v[kKeyTile][kMaxHd];
+};
+
+// Loads keys [kt, kt + kKeyTile) ∩ [.., key_end) of KV head kvh into shared memory (zeros past the end).
+__device__ void load_kv_tile(const AttentionArgs& a, Smem& sm, int64_t seq, int64_t q_begin, int64_t kvh,
+                             int64_t kt, int64_t key_end) {
+  const int64_t hd = a.head_dim, quads = hd / 4;
+  for (int64_t idx = threadIdx.x; idx < kKeyTile * quads; idx += blockDim.x) {
+    const int64_t j = idx / quads, d = (idx % quads) * 4;
+    uint2 kq = make_uint2(0, 0), vq = make_uint2(0, 0);
+    if (kt + j < key_end) {
+      const int64_t off = (key_row(a, seq, q_begin, kt + j) * a.num_kv_heads + kvh) * hd + d;
+      kq = *reinterpret_cast<const uint2*>(a.k + off);
+      vq = *reinterpret_cast<const uint2*>(a.v + off);
+    }
+    const auto* k2 = reinterpret_cast<const __nv_bfloat162*>(&kq);
+    const float2 k01 = __bfloat1622float2(k2[0]), k23 = __bfloat1622float2(k2[1]);
+    *reinterpret_cast<float4*>(&sm.k[j][d]) = make_float4(k01.x, k01.y, k23.x, k23.y);
+    *reinterpret_cast<uint2*>(&sm.v[j][d]) = vq;
+  }
+}
+
+__global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a, Launch l, float* partial) {
+  __shared__ __align__(16) Smem sm;
+  const int64_t seq = blockIdx.x / l.tiles_per_seq, tile = blockIdx.x % l.tiles_per_seq;
+  const int64_t kvh = blockIdx.y, split = blockIdx.z, hd = a.head_dim;
+  const int64_t group = a.num_heads / a.num_kv_heads;
+  const int64_t q_begin = a.q_start[seq], q_len = a.q_start[seq + 1] - q_begin;
+  const int64_t row0 = tile * l.rows_per_tile;
+  if (row0 >= q_len) return;
+  const int64_t kv = a.causal ? a.kv_len[seq] : q_len;
+  const int64_t rows_here = min(l.rows_per_tile, q_len - row0);
+  const int64_t pairs = rows_here * group;
+  const int64_t tile_end = a.causal ? kv - q_len + row0 + rows_here : kv;  // exclusive
+  const int64_t k_begin = split * l.split_len;
+  const int64_t k_end = min(tile_end, k_begin + l.split_len);
+  const float qscale = a.scale * kLog2e;
+
+  for (int64_t idx = threadIdx.x; idx < pairs * hd; idx += blockDim.x) {
+    const int64_t p = idx / hd, d = idx % hd;
+    const int64_t row = q_begin + row0 + p / group, head = kvh * group + p % group;
+    sm.q[p][d] = __bfloat162float(a.q[(row * a.num_heads + head) * hd + d]) * qscale;
+  }
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  float m[kPairsPerWarp], lsum[kPairsPerWarp], acc[kPairsPerWarp][kSlots], s[kPairsPerWarp];
+#pragma unroll
+  for (int pp = 0; pp < kPairsPerWarp; ++pp) {
+    m[pp] = -INFINITY;
+    lsum[pp] = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kSlots; ++i) acc[pp][i] = 0.0f;
+  }
+  const int my_pairs = static_cast<int>((pairs - warp + kWarps - 1) / kWarps);  // pairs warp + kWarps·pp
+
+  for (int64_t kt = k_begin; kt < k_end; kt += kKeyTile) {
+    __syncthreads();
+    load_kv_tile(a, sm, seq, q_begin, kvh, kt, k_end);
+    __syncthreads();
+#pragma unroll
+    for (int pp = 0; pp < kPairsPerWarp; ++pp) s[pp] = 0.0f;
+    for (int64_t d = 0; d < hd; d += 4) {
+      const float4 k4 = *reinterpret_cast<const float4*>(&sm.k[lane][d]);
+#pragma unroll
+      for (int pp = 0; pp < kPairsPerWarp; ++pp) {
+        if (pp < my_pairs) {
+          const float4 q4 = *reinterpret_cast<const float4*>(&sm.q[warp + kWarps * pp][d]);
+          s[pp] += q4.x * k4.x + q4.y * k4.y + q4.z * k4.z + q4.w * k4.w;
+        }
+      }
+    }
+#pragma unroll
+    for (int pp = 0; pp < kPairsPerWarp; ++pp) {
+      if (pp >= my_pairs) continue;
+      const int64_t p = warp + kWarps * pp;
+      const int64_t limit = a.causal ? min(k_end, kv - q_len + row0 + p / group + 1) : k_end;
+      const float sc = kt + lane < limit ? s[pp] : -INFINITY;
+      const float m_new = fmaxf(m[pp], warp_max(sc));
+      if (m_new == -INFINITY) {  // every key of this tile is masked for this pair
+        s[pp] = 0.0f;
+        continue;
+      }
+      const float corr = exp2f(m[pp] - m_new);
+      s[pp] = exp2f(sc - m_new);
+      lsum[pp] = lsum[pp] * corr + warp_sum(s[pp]);
+      m[pp] = m_new;
+#pragma unroll
+      for (int i = 0; i < kSlots; ++i) acc[pp][i] *= corr;
+    }
+    for (int j = 0; j < kKeyTile; ++j) {
+      float vj[kSlots];
+#pragma unroll
+      for (int i = 0; i < kSlots; ++i) vj[i] = lane + 32 * i < hd ? __bfloat162float(sm.v[j][lane + 32 * i]) : 0.0f;
+#pragma unroll
+      for (int pp = 0; pp < kPairsPerWarp; ++pp) {
+        if (pp >= my_pairs) continue;
+        const float pj = __shfl_sync(0xffffffffu, s[pp], j);
+#pragma unroll
+        for (int i = 0; i < kSlots; ++i) acc[pp][i] = fmaf(pj, vj[i], acc[pp][i]);
+      }
+    }
+  }
+
+#pragma unroll
+  for (int pp = 0; pp < kPairsPerWarp; ++pp) {
+    if (pp >= my_pairs) continue;
+    const int64_t p = warp + kWarps * pp;
+    const int64_t row = q_begin + row0 + p / group, head = kvh * group + p % group;
+    if (l.splits == 1) {
+      const float inv = lsum[pp] > 0.0f ? 1.0f / lsum[pp] : 0.0f;
+      bf16* o = a.out + (row * a.num_heads + head) * hd;
+#pragma unroll
+      for (int i = 0; i < kSlots; ++i)
+        if (lane + 32 * i < hd) o[lane + 32 * i] = __float2bfloat16_rn(acc[pp][i] * inv);
+    } else {
+      float* w = partial + ((row * a.num_heads + head) * l.splits + split) * (hd + 2);
+#pragma unroll
+      for (int i = 0; i < kSlots; ++i)
+        if (lane + 32 * i < hd) w[lane + 32 * i] = acc[pp][i];
+      if (lane == 0) {
+        w[hd] = m[pp];
+        w[hd + 1] = lsum[pp];
+      }
+    }
+  }
+}
+
+// One warp per (row, head): out = Σ_z 2^(m_z − M)·acc_z / Σ_z 2^(m_z − M)·l_z.
+__global__ void combine_kernel(const float* partial, bf16* out, int64_t rows_heads, int64_t splits, int64_t hd) {
+  const int64_t item = blockIdx.x * static_cast<int64_t>(blockDim.x / 32) + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  if (item >= rows_heads) return;
+  const float* base = partial + item * splits * (hd + 2);
+  float mx = -INFINITY;
+  for (int64_t z = 0; z < splits; ++z) mx = fmaxf(mx, base[z * (hd + 2) + hd]);
+  float total = 0.0f;
+  for (int64_t z = 0; z < splits; ++z) {
+    const float mz = base[z * (hd + 2) + hd];
+    if (mz != -INFINITY) total += exp2f(mz - mx) * base[z * (hd + 2) + hd + 1];
+  }
+  const float inv = total > 0.0f ? 1.0f / total : 0.0f;
+  for (int64_t d = lane; d < hd; d += 32) {
+    float v = 0.0f;
+    for (int64_t z = 0; z < splits; ++z) {
+      const float mz = base[z * (hd + 2) + hd];
+      if (mz != -INFINITY) v += exp2f(mz - mx) * base[z * (hd + 2) + d];
+    }
+    out[item * hd + d] = __float2bfloat16_rn(v * inv);
+  }
+}
+
+Launch plan(const AttentionArgs& a, int num_sms) {
+  Launch l;
+  const int64_t group = a.num_heads / a.num_kv_heads;
+  l.rows_per_tile = std::max<int64_t>(1, std::min<int64_t>(a.max_q_len, kMaxPairs / group));
+  l.tiles_per_seq = std::max<int64_t>(1, (a.max_q_len + l.rows_per_tile - 1) / l.rows_per_tile);
+  const int64_t blocks = a.num_seqs * l.tiles_per_seq * a.num_kv_heads;
+  const int64_t max_kv = std::max<int64_t>(1, a.max_kv_len);
+  const int64_t want = 4LL * num_sms;  // enough blocks to cover the machine a few times over
+  int64_t splits = 1;
+  if (blocks < want) splits = std::min<int64_t>((want + blocks - 1) / blocks, (max_kv + 255) / 256);
+  splits = std::clamp<int64_t>(splits, 1, 128);
+  l.split_len = ((max_kv + splits - 1) / splits + kKeyTile - 1) / kKeyTile * kKeyTile;
+  l.splits = (max_kv + l.split_len - 1) / l.split_len;
+  return l;
+}
+
+}  // namespace
+
+int64_t attention_workspace_floats(const AttentionArgs& a, int num_sms) {
+  const Launch l = plan(a, num_sms);
+  return l.splits == 1 ? 0 : a.total_rows * a.num_heads * l.splits * (a.head_dim + 2);
+}
+
+void launch_attention(const AttentionArgs& a, float* workspace, int num_sms, cudaStream_t s) {
+  if (a.total_rows == 0 || a.num_seqs == 0) return;
+  const Launch l = plan(a, num_sms);
+  const dim3 grid(static_cast<unsigned int>(a.num_seqs * l.tiles_per_seq), static_cast<unsigned int>(a.num_kv_heads),
+                  static_cast<unsigned int>(l.splits));
+  attention_kernel<<<grid, kWarps * 32, 0, s>>>(a, l, workspace);
+  CUDA_CHECK_LAUNCH();
+  if (l.splits > 1) {
+    const int64_t items = a.total_rows * a.num_heads;
+    combine_kernel<<<ceil_div(items, 4), 128, 0, s>>>(workspace, a.out, items, l.splits, a.head_dim);
+    CUDA_CHECK_LAUNCH();
+  }
+}
+
+}  // namespace pixtral::backend::cuda

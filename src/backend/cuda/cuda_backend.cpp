@@ -1,0 +1,160 @@
+// CudaBackend: construction, memory, host transfers, random fill, and the factory functions.
+#include <cstring>
+#include <cstdlib>
+#include <vector>
+
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_backend_impl.h"
+
+namespace pixtral::backend {
+
+using cuda::bf16;
+
+int cuda_device_count() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    (void)cudaGetLastError();  // no driver / no device: clear the sticky error, report none
+    return 0;
+  }
+  return count;
+}
+
+Result<std::unique_ptr<Backend>> make_cuda_backend(int device) {
+  const int count = cuda_device_count();
+  if (count == 0) return unimplemented("--backend cuda: no CUDA device or driver found");
+  if (device < 0 || device >= count)
+    return invalid_argument("CUDA device " + std::to_string(device) + " does not exist (" + std::to_string(count) +
+                            " found)");
+  return std::unique_ptr<Backend>(std::make_unique<CudaBackend>(device));
+}
+
+CudaBackend::CudaBackend(int device) : device_(device) {
+  CUDA_CHECK(cudaSetDevice(device_));
+  CUDA_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device_));
+  CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  cudaMemPool_t pool;
+  CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device_));
+  uint64_t threshold = UINT64_MAX;  // keep freed memory in the pool: per-step alloc/free stays cheap
+  CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+  PX_CHECK(cublasLtCreate(&lt_) == CUBLAS_STATUS_SUCCESS);
+  CUDA_CHECK(cudaMalloc(&workspace_, kWorkspaceBytes));
+  for (int i = 0; i < kStagingSlots; ++i) {
+    CUDA_CHECK(cudaMallocHost(&staging_[i], kStagingBytes));
+    CUDA_CHECK(cudaEventCreateWithFlags(&staging_done_[i], cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventRecord(staging_done_[i], stream_));
+  }
+  const char* gemv = std::getenv("PIXTRAL_CUDA_GEMV");  // "0": small-M matmuls through cuBLASLt too
+  use_gemv_ = !(gemv != nullptr && std::strcmp(gemv, "0") == 0);
+}
+
+CudaBackend::~CudaBackend() {
+  cudaStreamSynchronize(stream_);
+  for (auto& [key, plan] : plans_) {
+    cublasLtMatrixLayoutDestroy(plan.a);
+    cublasLtMatrixLayoutDestroy(plan.b);
+    cublasLtMatrixLayoutDestroy(plan.c);
+    cublasLtMatmulDescDestroy(plan.desc);
+  }
+  for (int i = 0; i < kStagingSlots; ++i) {
+    cudaEventDestroy(staging_done_[i]);
+    cudaFreeHost(staging_[i]);
+  }
+  cudaFree(workspace_);
+  cublasLtDestroy(lt_);
+  cudaStreamDestroy(stream_);
+}
+
+TensorBuffer CudaBackend::alloc(DType dtype, Shape shape) {
+  Tensor t;
+  t.dtype = dtype;
+  t.shape = shape;
+  const size_t bytes = std::max<size_t>(256, (t.nbytes() + 255) / 256 * 256);
+  CUDA_CHECK(cudaMallocAsync(&t.data, bytes, stream_));
+  CUDA_CHECK(cudaMemsetAsync(t.data, 0, bytes, stream_));  // zeroed, as the CPU backend's memory
+  return TensorBuffer(this, t);
+}
+
+void CudaBackend::free(Tensor& tensor) {
+  if (tensor.data != nullptr) CUDA_CHECK(cudaFreeAsync(tensor.data, stream_));
+  tensor.data = nullptr;
+}
+
+void* CudaBackend::scratch(size_t bytes) {
+  void* p = nullptr;
+  CUDA_CHECK(cudaMallocAsync(&p, std::max<size_t>(bytes, 256), stream_));
+  return p;
+}
+
+void CudaBackend::free_scratch(void* ptr) { CUDA_CHECK(cudaFreeAsync(ptr, stream_)); }
+
+int CudaBackend::next_slot() {
+  const int slot = staging_next_;
+  staging_next_ = (staging_next_ + 1) % kStagingSlots;
+  CUDA_CHECK(cudaEventSynchronize(staging_done_[slot]));
+  return slot;
+}
+
+void CudaBackend::upload(const void* host, DType host_dtype, const Tensor& dst) {
+  const size_t n = static_cast<size_t>(dst.numel());
+  if (n == 0) return;
+  const bool raw = dst.dtype == DType::kI32 || dst.dtype == DType::kI64;
+  if (raw) PX_CHECK_MSG(host_dtype == dst.dtype, "integer uploads are raw");
+  if (!raw) PX_CHECK_MSG(dst.dtype == DType::kBF16 || dst.dtype == DType::kF32, "CUDA float tensors are bf16 or f32");
+  const size_t host_size = base::dtype_size(host_dtype), dst_size = base::dtype_size(dst.dtype);
+  const size_t chunk = kStagingBytes / 4;
+  std::vector<float> tmp;
+  for (size_t begin = 0; begin < n; begin += chunk) {
+    const size_t count = std::min(chunk, n - begin);
+    const int slot = next_slot();
+    const void* src = static_cast<const char*>(host) + begin * host_size;
+    if (raw || host_dtype == dst.dtype) {
+      std::memcpy(staging_[slot], src, count * dst_size);
+    } else {
+      tmp.resize(count);
+      PX_CHECK(base::convert_to_f32(host_dtype, src, tmp.data(), count));
+      if (dst.dtype == DType::kF32) {
+        std::memcpy(staging_[slot], tmp.data(), count * 4);
+      } else {
+        auto* out = static_cast<uint16_t*>(staging_[slot]);
+        for (size_t i = 0; i < count; ++i) out[i] = base::f32_to_bf16(tmp[i]);
+      }
+    }
+    CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(dst.data) + begin * dst_size, staging_[slot], count * dst_size,
+                               cudaMemcpyHostToDevice, stream_));
+    CUDA_CHECK(cudaEventRecord(staging_done_[slot], stream_));
+  }
+}
+
+void CudaBackend::download_f32(const Tensor& src, float* host) {
+  PX_CHECK_MSG(src.dtype == DType::kBF16 || src.dtype == DType::kF32, "download_f32 of a float tensor");
+  const size_t n = static_cast<size_t>(src.numel()), size = base::dtype_size(src.dtype);
+  const size_t chunk = kStagingBytes / 4;
+  for (size_t begin = 0; begin < n; begin += chunk) {
+    const size_t count = std::min(chunk, n - begin);
+    const int slot = next_slot();
+    CUDA_CHECK(cudaMemcpyAsync(staging_[slot], static_cast<const char*>(src.data) + begin * size, count * size,
+                               cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaEventRecord(staging_done_[slot], stream_));
+    CUDA_CHECK(cudaEventSynchronize(staging_done_[slot]));
+    PX_CHECK(base::convert_to_f32(src.dtype, staging_[slot], host + begin, count));
+  }
+}
+
+void CudaBackend::copy(const Tensor& src, const Tensor& dst) {
+  PX_CHECK(src.dtype == dst.dtype && src.numel() == dst.numel());
+  if (src.nbytes() == 0) return;
+  CUDA_CHECK(cudaMemcpyAsync(dst.data, src.data, src.nbytes(), cudaMemcpyDeviceToDevice, stream_));
+}
+
+void CudaBackend::synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+void CudaBackend::fill_random(const Tensor& dst, uint64_t seed, float mean, float stddev) {
+  if (dst.dtype == DType::kBF16) {
+    cuda::launch_fill_random_bf16(dst.as<bf16>(), dst.numel(), seed, mean, stddev, stream_);
+  } else {
+    PX_CHECK_MSG(dst.dtype == DType::kF32, "fill_random of a bf16 or f32 tensor");
+    cuda::launch_fill_random_f32(dst.as<float>(), dst.numel(), seed, mean, stddev, stream_);
+  }
+}
+
+}  // namespace pixtral::backend

@@ -1,0 +1,81 @@
+// CudaBackend: the Backend on one CUDA device (internal to backend/cuda; includes CUDA headers).
+// Memory is stream-ordered (cudaMallocAsync/cudaFreeAsync on the backend's stream, from the
+// device's default pool with an unbounded release threshold, so per-step alloc/free is cheap).
+// Host transfers go through a ring of pinned staging slots, each guarded by an event.
+#pragma once
+
+#include <cublasLt.h>
+
+#include <array>
+#include <map>
+#include <tuple>
+
+#include "backend/backend.h"
+#include "backend/cuda/cuda_common.h"
+
+namespace pixtral::backend {
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device);
+  ~CudaBackend() override;
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  std::string name() const override { return "cuda"; }
+  DType activation_dtype() const override { return DType::kBF16; }
+  DType weight_dtype() const override { return DType::kBF16; }
+
+  TensorBuffer alloc(DType dtype, Shape shape) override;
+  void free(Tensor& tensor) override;
+  void upload(const void* host, DType host_dtype, const Tensor& dst) override;
+  void download_f32(const Tensor& src, float* host) override;
+  void copy(const Tensor& src, const Tensor& dst) override;
+  void synchronize() override;
+  void fill_random(const Tensor& dst, uint64_t seed, float mean, float stddev) override;
+
+  void matmul(const MatmulParams& p) override;
+  void rms_norm(const RmsNormParams& p) override;
+  void rope(const RopeParams& p) override;
+  void silu_mul(const SiluMulParams& p) override;
+  void gelu(const GeluParams& p) override;
+  void embedding(const EmbeddingParams& p) override;
+  void scatter_rows(const ScatterRowsParams& p) override;
+  void gather_rows(const GatherRowsParams& p) override;
+  void patchify(const PatchifyParams& p) override;
+  void kv_write(const KvWriteParams& p) override;
+  void paged_attention(const PagedAttentionParams& p) override;
+  void varlen_attention(const VarlenAttentionParams& p) override;
+
+ private:
+  // One cached cuBLASLt plan per (M, N, K, accumulate, bias, pointer alignment in bytes).
+  using PlanKey = std::tuple<int64_t, int64_t, int64_t, bool, bool, int>;
+  struct Plan {
+    cublasLtMatmulDesc_t desc = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+    cublasLtMatmulAlgo_t algo{};
+  };
+  static constexpr int kStagingSlots = 8;
+  static constexpr size_t kStagingBytes = 8u << 20;   // per slot
+  static constexpr size_t kWorkspaceBytes = 32u << 20;  // cuBLASLt
+
+  const Plan& plan_for(const PlanKey& key);
+  void matmul_cublaslt(const MatmulParams& p);
+  // Next staging slot, after its previous transfer has finished.
+  int next_slot();
+  void* scratch(size_t bytes);  // stream-ordered temporary, freed by the caller via free_scratch
+  void free_scratch(void* ptr);
+
+  int device_ = 0;
+  int num_sms_ = 0;
+  bool use_gemv_ = true;
+  cudaStream_t stream_ = nullptr;
+  cublasLtHandle_t lt_ = nullptr;
+  void* workspace_ = nullptr;
+  std::map<PlanKey, Plan> plans_;
+  std::array<void*, kStagingSlots> staging_{};
+  std::array<cudaEvent_t, kStagingSlots> staging_done_{};
+  int staging_next_ = 0;
+};
+
+}  // namespace pixtral::backend

@@ -1,0 +1,81 @@
+// Internal to backend/cuda: CUDA_CHECK, bf16 helpers and the kernel launchers that CudaBackend
+// calls. Launchers take raw device pointers plus sizes, enqueue on `stream` and never synchronize.
+// Element types: `bf16` is __nv_bfloat16; all activation/weight tensors are row-major bf16.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+
+#define CUDA_CHECK(expr)                                                                          \
+  do {                                                                                            \
+    const cudaError_t px_cuda_err_ = (expr);                                                      \
+    if (px_cuda_err_ != cudaSuccess) {                                                            \
+      std::fprintf(stderr, "%s:%d: CUDA error %s: %s (%s)\n", __FILE__, __LINE__,                \
+                   cudaGetErrorName(px_cuda_err_), cudaGetErrorString(px_cuda_err_), #expr);      \
+      std::abort();                                                                               \
+    }                                                                                             \
+  } while (0)
+
+// Checks the launch of the kernel just issued (configuration errors; faults surface later).
+#define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())
+
+namespace pixtral::backend::cuda {
+
+using bf16 = __nv_bfloat16;
+
+inline unsigned int ceil_div(int64_t a, int64_t b) { return static_cast<unsigned int>((a + b - 1) / b); }
+
+// ---- cuda_kernels.cu ------------------------------------------------------------------------
+// dst[i] = mean + stddev * counter_normal(seed, i), the formula of base::counter_normal.
+void launch_fill_random_bf16(bf16* dst, int64_t n, uint64_t seed, float mean, float stddev, cudaStream_t s);
+void launch_fill_random_f32(float* dst, int64_t n, uint64_t seed, float mean, float stddev, cudaStream_t s);
+// y[t, :] = bf16(w * bf16(x * rsqrt(mean(x²) + eps))); x [t, d], y may alias x.
+void launch_rms_norm(const bf16* x, const bf16* w, bf16* y, int64_t t, int64_t d, float eps, cudaStream_t s);
+// In-place rotary embedding of x [t, h, hd]; pos_col == nullptr selects 1D.
+void launch_rope(bf16* x, const int32_t* pos, const int32_t* pos_col, int64_t t, int64_t h, int64_t hd,
+                 float theta, cudaStream_t s);
+void launch_silu_mul(const bf16* gate_up, bf16* out, int64_t t, int64_t f, cudaStream_t s);
+void launch_gelu(bf16* x, int64_t n, cudaStream_t s);
+// Row copies: dst row dst_index[i] (or i) = src row src_index[i] (or i), rows of row_bytes;
+// indices are checked against src_rows/dst_rows on the device (a bad index traps).
+void launch_copy_rows(const void* src, const int32_t* src_index, int64_t src_rows, void* dst,
+                      const int32_t* dst_index, int64_t dst_rows, int64_t n, int64_t row_bytes, cudaStream_t s);
+// image F32 [c, h, w] -> patches bf16 [(h/p)·(w/p), c·p·p].
+void launch_patchify(const float* image, bf16* patches, int64_t c, int64_t h, int64_t w, int64_t p,
+                     cudaStream_t s);
+// y[i] = bf16(x[i] + y[i]) or bias broadcast: y[m, n] += bias[n] (used by matmul fallbacks).
+void launch_add_bias(bf16* y, const bf16* bias, int64_t m, int64_t n, cudaStream_t s);
+
+// ---- cuda_matmul.cu -------------------------------------------------------------------------
+// Small-M GEMV: y[m, n] = Σ_k x[m, k]·w[n, k] (+ bias[n]) (+ y[m, n] when accumulate), m <= 8,
+// k % 8 == 0, x/w 16-byte aligned. One warp per output column n.
+void launch_gemv(const bf16* x, const bf16* w, const bf16* bias, bf16* y, int64_t m, int64_t n, int64_t k,
+                 bool accumulate, cudaStream_t s);
+constexpr int64_t kGemvMaxM = 8;
+
+// ---- cuda_attention.cu ----------------------------------------------------------------------
+// Geometry of one attention call; see AttentionArgs in cuda_attention.cu for the layouts.
+struct AttentionArgs {
+  const bf16* q = nullptr;        // [T, H, hd]
+  const bf16* k = nullptr;        // paged: cache [blocks, block_size, Hkv, hd]; varlen: [N, H, hd]
+  const bf16* v = nullptr;        // same layout as k
+  bf16* out = nullptr;            // [T, H, hd]
+  const int32_t* q_start = nullptr;       // paged: [S+1]; varlen: cu_seqlens [S+1]
+  const int32_t* kv_len = nullptr;        // paged: [S]; varlen: nullptr
+  const int32_t* block_tables = nullptr;  // paged: [S, max_blocks]; varlen: nullptr
+  int64_t max_blocks = 0, block_size = 0;
+  int64_t num_seqs = 0, num_heads = 0, num_kv_heads = 0, head_dim = 0;
+  int64_t max_q_len = 0, max_kv_len = 0, total_rows = 0;
+  float scale = 1.0f;
+  bool causal = true;  // paged (causal over the cache) vs varlen (bidirectional in a segment)
+};
+// float workspace needed by launch_attention (split-KV partials); 0 when no split is used.
+int64_t attention_workspace_floats(const AttentionArgs& a, int num_sms);
+void launch_attention(const AttentionArgs& a, float* workspace, int num_sms, cudaStream_t s);
+
+}  // namespace pixtral::backend::cuda
