@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "base/check.h"
 
@@ -137,11 +138,21 @@ SafetensorsFile::~SafetensorsFile() {
 static Status parse_header(const std::string& text, const std::byte* data, uint64_t data_size,
                            std::vector<TensorView>* tensors, std::map<std::string, std::string>* metadata) {
   json header;
+  std::set<std::string> seen;  // top-level keys: a repeated tensor name would silently replace the first
+  std::string duplicate;
+  auto on_event = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::key && depth == 1 && !seen.insert(parsed.get<std::string>()).second &&
+        duplicate.empty()) {
+      duplicate = parsed.get<std::string>();
+    }
+    return true;
+  };
   try {
-    header = json::parse(text);
+    header = json::parse(text, on_event);
   } catch (const json::exception& e) {
     return invalid_argument(std::string("header is not well-formed JSON: ") + e.what());
   }
+  if (!duplicate.empty()) return invalid_argument("tensor '" + duplicate + "' appears twice in the header");
   if (!header.is_object()) return invalid_argument("header must be a JSON object, got " + json_type(header));
   std::vector<RawEntry> entries;
   entries.reserve(header.size());

@@ -188,6 +188,18 @@ TEST(SafetensorsBad, OverlappingRanges) {
   EXPECT_TRUE(SafetensorsFile::open(tmp.file("ok.safetensors")).is_ok());
 }
 
+TEST(SafetensorsBad, DuplicateTensorName) {
+  const std::string header = R"({"w": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]},)"
+                             R"( "w": {"dtype": "U8", "shape": [1], "data_offsets": [1, 2]}})";
+  expect_rejected(raw_safetensors(header, 2), {"tensor 'w'", "appears twice"});
+  // Nested keys may repeat across entries (every entry has "dtype").
+  TempDir tmp;
+  const std::string ok = R"({"a": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]},)"
+                         R"( "b": {"dtype": "U8", "shape": [1], "data_offsets": [1, 2]}})";
+  write_bytes(tmp.file("ok.safetensors"), raw_safetensors(ok, 2));
+  EXPECT_TRUE(SafetensorsFile::open(tmp.file("ok.safetensors")).is_ok());
+}
+
 TEST(SafetensorsBad, MetadataMustBeStringToString) {
   expect_rejected(raw_safetensors(R"({"__metadata__": {"format": 1}})", 0), {"'__metadata__' key 'format'"});
   expect_rejected(raw_safetensors(R"({"__metadata__": [1]})", 0), {"'__metadata__' must be an object"});
