@@ -4,7 +4,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <optional>
 #include <span>
 #include <string_view>
 
@@ -33,9 +32,6 @@ Result<RgbImage> decode_png(std::span<const uint8_t> bytes, const DecodeLimits& 
 using RowProgress = std::function<void(const RgbImage& image, int64_t rows_done)>;
 Result<RgbImage> decode_jpeg(std::span<const uint8_t> bytes, const DecodeLimits& limits,
                              const RowProgress& progress = nullptr);
-// The threaded JPEG path (jpeg_parallel.cpp): an empty optional when the layout is not one it
-// handles (the caller then uses decode_jpeg). Limits must have been checked by the caller.
-Result<std::optional<RgbImage>> decode_jpeg_parallel(std::span<const uint8_t> bytes);
 Result<RgbImage> decode_webp(std::span<const uint8_t> bytes, const DecodeLimits& limits);
 Result<RgbImage> decode_gif(std::span<const uint8_t> bytes, const DecodeLimits& limits);
 Result<RgbImage> decode_bmp(std::span<const uint8_t> bytes, const DecodeLimits& limits);

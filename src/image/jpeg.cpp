@@ -115,15 +115,6 @@ Result<ImageInfo> probe_jpeg(std::span<const uint8_t> b) {
 Result<RgbImage> decode_jpeg(std::span<const uint8_t> bytes, const DecodeLimits& limits, const RowProgress& progress) {
   PX_ASSIGN_OR_RETURN(ImageInfo header, probe_jpeg(bytes));
   PX_RETURN_IF_ERROR(check_dimensions(header.width, header.height, limits, "jpeg"));
-  if (!progress) {  // no row streaming wanted: the threaded path, when it handles the layout
-    PX_ASSIGN_OR_RETURN(std::optional<RgbImage> threaded, decode_jpeg_parallel(bytes));
-    if (threaded) {
-      if (threaded->width != header.width || threaded->height != header.height) {
-        return invalid_argument("jpeg: frame size differs from the first SOF header");
-      }
-      return std::move(*threaded);
-    }
-  }
   jpeg_decompress_struct cinfo;
   JpegError err;
   cinfo.err = jpeg_std_error(&err.mgr);

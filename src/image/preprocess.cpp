@@ -111,21 +111,7 @@ Result<PreprocessedImage> decode_and_preprocess_jpeg(std::span<const uint8_t> by
 Result<PreprocessedImage> decode_and_preprocess(std::span<const uint8_t> bytes, const ImageGeometry& geometry,
                                                 const DecodeLimits& limits) {
   if (bytes.size() > limits.max_encoded_bytes) return decode_image(bytes, limits).status();
-  if (detail::detect_format(bytes) == detail::Format::kJpeg) {
-    // Threaded decode when the layout allows (then a parallel resize), else overlap the resize
-    // with libjpeg's row-by-row decode.
-    PX_ASSIGN_OR_RETURN(ImageInfo info, detail::probe_jpeg(bytes));
-    PX_RETURN_IF_ERROR(detail::check_dimensions(info.width, info.height, limits, "jpeg"));
-    PX_ASSIGN_OR_RETURN(std::optional<RgbImage> threaded, detail::decode_jpeg_parallel(bytes));
-    if (!threaded) return decode_and_preprocess_jpeg(bytes, geometry, limits);
-    if (threaded->width != info.width || threaded->height != info.height) {
-      return invalid_argument("jpeg: frame size differs from the first SOF header");
-    }
-    PreprocessedImage result{info.width, info.height, {}, {}};
-    PX_ASSIGN_OR_RETURN(result.grid, patch_grid(info.width, info.height, geometry));
-    PX_ASSIGN_OR_RETURN(result.pixels, preprocess(*threaded, geometry));
-    return result;
-  }
+  if (detail::detect_format(bytes) == detail::Format::kJpeg) return decode_and_preprocess_jpeg(bytes, geometry, limits);
   PX_ASSIGN_OR_RETURN(RgbImage rgb, decode_image(bytes, limits));
   PreprocessedImage result{rgb.width, rgb.height, {}, {}};
   PX_ASSIGN_OR_RETURN(result.grid, patch_grid(rgb.width, rgb.height, geometry));
