@@ -204,7 +204,8 @@ TEST(ConfigJson, RopeParametersAndDefaults) {
   j["text_config"].erase("rope_theta");
   j["text_config"]["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 1e9}};
   j["vision_config"].erase("rope_theta");
-  j["vision_config"]["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 5000.0}};
+  // transformers >= 5.17 calls the (unchanged) vision 2D RoPE "axial" (spec §9.2).
+  j["vision_config"]["rope_parameters"] = {{"rope_type", "axial"}, {"rope_theta", 5000.0}};
   j["vision_config"].erase("hidden_act");  // absent means SiLU (spec §2.1)
   j["vision_config"].erase("head_dim");    // = 1024 / 16
   j["text_config"].erase("head_dim");      // = 5120 / 32
@@ -265,6 +266,8 @@ TEST(ConfigJson, UnsupportedOptionsAreRefused) {
       {{"text_config", "tie_word_embeddings"}, true, "tied"},
       {{"text_config", "rope_parameters"}, {{"rope_type", "yarn"}, {"rope_theta", 1e6}}, "default"},
       {{"text_config", "rope_scaling"}, {{"type", "linear"}}, "scaling"},
+      {{"text_config", "rope_parameters"}, {{"rope_type", "axial"}, {"rope_theta", 1e9}}, "default"},
+      {{"vision_config", "rope_parameters"}, {{"rope_type", "yarn"}, {"rope_theta", 1e4}}, "axial"},
       {{"projector_hidden_act"}, "gelu_pytorch_tanh", "gelu"},
       {{"multimodal_projector_bias"}, false, "bias"},
       {{"spatial_merge_size"}, 2, "merg"},
@@ -279,7 +282,7 @@ TEST(ConfigJson, UnsupportedOptionsAreRefused) {
     (*node)[c.path.back()] = c.value;
     std::string key = c.path[0];
     for (size_t i = 1; i < c.path.size(); ++i) key += "." + c.path[i];
-    if (key == "text_config.rope_parameters") key += ".rope_type";
+    if (key.ends_with(".rope_parameters")) key += ".rope_type";
     expect_error(j, "config.json", StatusCode::kUnimplemented, {"'" + key + "'", c.why});
   }
 }
