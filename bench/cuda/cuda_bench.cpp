@@ -1,0 +1,143 @@
+// cuda_bench: the CUDA backend on the exact Pixtral-12B shape with random weights. Each figure is
+// the median of N timed repetitions after warm-up (host clock around work followed by a device
+// synchronize; every measured step is milliseconds long) and is printed beside its H100 ceiling:
+// 3.03 TB/s read, 789 TFLOP/s bf16 (perf/targets.md).
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <numeric>
+#include <vector>
+
+#include "backend/cuda/cuda_backend.h"
+#include "io/model_config.h"
+#include "model/pixtral_model.h"
+
+namespace {
+
+using pixtral::backend::Backend;
+using pixtral::model::PixtralModel;
+
+constexpr double kBandwidth = 3.03e12;   // bytes/s
+constexpr double kBf16Flops = 789e12;    // flop/s
+constexpr double kWeightBytes = 23.15e9;  // decoder weights read per decode step
+constexpr double kKvBytesPerToken = 160.0 * 1024;
+
+// Median seconds of `reps` runs of fn (each followed by a synchronize) after `warmup` runs.
+double median_seconds(Backend& b, int warmup, int reps, const std::function<void()>& fn) {
+  for (int i = 0; i < warmup; ++i) fn();
+  b.synchronize();
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    fn();
+    b.synchronize();
+    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+pixtral::model::DecoderBatch one_chunk(int64_t start, int64_t len, int64_t block_size) {
+  pixtral::model::SequenceChunk c;
+  c.token_ids.assign(static_cast<size_t>(len), 0);
+  for (int64_t i = 0; i < len; ++i) c.token_ids[i] = static_cast<int32_t>(1000 + (i * 7919) % 100000);
+  c.start_pos = start;
+  c.block_table.resize(static_cast<size_t>((start + len + block_size - 1) / block_size));
+  std::iota(c.block_table.begin(), c.block_table.end(), 0);
+  pixtral::model::DecoderBatch batch;
+  batch.seqs.push_back(std::move(c));
+  return batch;
+}
+
+void bench_decode(const PixtralModel& m, pixtral::model::KvCache& cache, int64_t context) {
+  auto batch = one_chunk(context - 1, 1, cache.block_size);
+  const double s = median_seconds(m.backend(), 3, 15, [&] { (void)m.forward(batch, cache); });
+  const double ceiling = kBandwidth / (kWeightBytes + kKvBytesPerToken * static_cast<double>(context));
+  std::printf("decode batch 1, context %6lld: %7.2f ms/token = %6.1f tok/s (ceiling %.1f tok/s, %.0f%%)\n",
+              static_cast<long long>(context), s * 1e3, 1.0 / s, ceiling, 100.0 / s / ceiling);
+}
+
+void bench_prefill(const PixtralModel& m, pixtral::model::KvCache& cache, int64_t tokens) {
+  auto batch = one_chunk(0, tokens, cache.block_size);
+  const double s = median_seconds(m.backend(), 1, 5, [&] { (void)m.forward(batch, cache); });
+  const auto& t = m.config().text;
+  // Causal attention: 4·T²/2·H·hd flops per layer (QKᵀ and PV).
+  const double attn = 2.0 * static_cast<double>(tokens) * tokens * t.num_heads * t.head_dim * t.num_layers;
+  const double flops = 21.8e9 * static_cast<double>(tokens) + attn;
+  std::printf("prefill %lld tokens: %.1f ms = %.0f tok/s, %.0f TFLOP/s effective (ceiling %.0f, %.0f%%)\n",
+              static_cast<long long>(tokens), s * 1e3, tokens / s, flops / s / 1e12, kBf16Flops / 1e12,
+              100.0 * flops / s / kBf16Flops);
+}
+
+void bench_vision(const PixtralModel& m) {
+  const int64_t side = 1024;
+  std::vector<float> pixels(static_cast<size_t>(3 * side * side));
+  for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<float>((i * 2654435761u) % 1000) / 500.0f - 1.0f;
+  std::vector<pixtral::model::ImageInput> images{{side, side, pixels.data()}};
+  const double s = median_seconds(m.backend(), 2, 9, [&] { (void)m.encode_images(images); });
+  const double flops = 5.2e12;  // perf/targets.md: ≈ 5.2 TFLOP for one 1024² image
+  std::printf("vision encoder, one 1024x1024 image: %.2f ms (%.0f TFLOP/s; ceiling %.1f ms at 789 TFLOP/s)\n",
+              s * 1e3, flops / s / 1e12, flops / kBf16Flops * 1e3);
+}
+
+// Small-M matmul bandwidth: weights [n, k] streamed once per call.
+void bench_small_m(Backend& b, const char* path) {
+  for (int64_t m : {1, 4, 8})
+    for (auto [n, k] : {std::pair<int64_t, int64_t>{6144, 5120}, {28672, 5120}, {5120, 14336}, {131072, 5120}}) {
+      auto w = b.alloc(pixtral::base::DType::kBF16, {n, k});
+      auto x = b.alloc(pixtral::base::DType::kBF16, {m, k});
+      auto y = b.alloc(pixtral::base::DType::kBF16, {m, n});
+      b.fill_random(w, 1, 0.0f, 0.02f);
+      b.fill_random(x, 2, 0.0f, 1.0f);
+      const double s = median_seconds(b, 3, 20, [&] { b.matmul({.x = x, .w = w, .y = y}); });
+      const double bytes = static_cast<double>(n * k * 2);
+      std::printf("matmul %-9s M=%lld N=%6lld K=%5lld: %7.1f us, %5.0f GB/s (%.0f%% of 3.03 TB/s)\n", path,
+                  static_cast<long long>(m), static_cast<long long>(n), static_cast<long long>(k), s * 1e6,
+                  bytes / s / 1e9, 100.0 * bytes / s / kBandwidth);
+    }
+}
+
+}  // namespace
+
+int main() {
+  if (pixtral::backend::cuda_device_count() == 0) {
+    std::printf("cuda_bench: no CUDA device\n");
+    return 0;
+  }
+  {
+    auto gemv = std::move(pixtral::backend::make_cuda_backend(0)).value();
+    bench_small_m(*gemv, "gemv");
+    setenv("PIXTRAL_CUDA_GEMV", "0", 1);
+    auto lt = std::move(pixtral::backend::make_cuda_backend(0)).value();
+    bench_small_m(*lt, "cublasLt");
+    unsetenv("PIXTRAL_CUDA_GEMV");
+  }
+  auto backend = std::move(pixtral::backend::make_cuda_backend(0)).value();
+  auto config = pixtral::io::parse_model_config(pixtral::io::pixtral_12b_params_json(), "params.json");
+  if (!config.is_ok()) {
+    std::fprintf(stderr, "%s\n", config.status().to_string().c_str());
+    return 1;
+  }
+  auto model = PixtralModel::random(*config, *backend, 1);
+  const int64_t block_size = 16, max_context = 32768;
+  auto cache = model->make_kv_cache(max_context / block_size + 1, block_size);
+  for (size_t l = 0; l < cache.k.size(); ++l) {  // random K/V, never zeros
+    backend->fill_random(cache.k[l], 100 + l, 0.0f, 1.0f);
+    backend->fill_random(cache.v[l], 200 + l, 0.0f, 1.0f);
+  }
+  backend->synchronize();
+  bench_decode(*model, cache, 512);
+  bench_decode(*model, cache, 4096);
+  bench_decode(*model, cache, 32768);
+  bench_prefill(*model, cache, 4160);
+  bench_vision(*model);
+  size_t free_bytes = 0, total_bytes = 0;
+  cudaMemGetInfo(&free_bytes, &total_bytes);
+  std::printf("device memory in use at the end (pool keeps its peak): %.2f GiB of %.2f GiB\n",
+              static_cast<double>(total_bytes - free_bytes) / (1u << 30), static_cast<double>(total_bytes) / (1u << 30));
+  return 0;
+}
