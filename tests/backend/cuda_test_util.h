@@ -1,4 +1,4 @@
-// Shared helpers of the CUDA conformance tests: the two backends, uploads of the same (bf16-exact)
+// Shared utilities of the CUDA conformance tests: the two backends, uploads of the same (bf16-exact)
 // host data to both, and the relative-error comparison ‖cuda − cpu‖ / ‖cpu‖.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Internal to backend/cuda: CUDA_CHECK, bf16 helpers and the kernel launchers that CudaBackend
+// Internal to backend/cuda: CUDA_CHECK, bf16 utilities and the kernel launchers that CudaBackend
 // calls. Launchers take raw device pointers plus sizes, enqueue on `stream` and never synchronize.
 // Element types: `bf16` is __nv_bfloat16; all activation/weight tensors are row-major bf16.
 #pragma once
