@@ -41,11 +41,12 @@ Result<std::string> resolve_model_dir(const std::string& model) {
   } else {
     cache = std::filesystem::temp_directory_path();
   }
-  const auto dir = cache / "pixtral" / "demo-v1";
+  const auto dir = cache / "pixtral" / "demo-v2";
   std::fprintf(stderr, "pixtral: using the built-in demo model (random weights: its output is meaningless) at %s\n",
                dir.c_str());
   if (!std::filesystem::exists(dir / "params.json")) {
     TinyModelOptions options;  // defaults: the demo size, mistral layout, bf16
+    options.visible_output = true;
     PX_RETURN_IF_ERROR(write_tiny_checkpoint(dir.string(), options));
   }
   return dir.string();

@@ -1,5 +1,6 @@
 #include "cli/tiny_checkpoint.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -95,6 +96,8 @@ Status write_tiny_checkpoint(const std::string& dir, const TinyModelOptions& o) 
   uint64_t tensor_seed = o.seed * 1000003u;
   for (const io::WeightSpec& spec : io::expected_weights(config)) {
     std::vector<float> values = random_values(spec, base::splitmix64(++tensor_seed));
+    if (o.visible_output && spec.name == "output.weight")
+      std::fill(values.begin() + 3 * o.dim, values.begin() + 1000 * o.dim, 0.0f);  // ids 3..999
     if (spec.num_rope_heads > 0) {  // HF stores q/k rows in rotate-half order (spec/model.md §2.3)
       std::vector<float> permuted(values.size());
       io::permute_rope_rows(values.data(), permuted.data(), spec.num_rope_heads, spec.rope_head_dim,

@@ -20,6 +20,9 @@ struct TinyModelOptions {
   // Vision (vision_layers = 0: a text-only model).
   int64_t vision_dim = 32, vision_layers = 2, vision_heads = 2, vision_ffn = 64;
   int64_t patch_size = 16, image_size = 1024;
+  // Zero the output rows of the special-token slots other than BOS/EOS, so that sampling picks
+  // byte tokens and the demo's (meaningless) text is visible instead of dropped control ids.
+  bool visible_output = false;
 };
 
 // Creates `dir` and writes params.json or config.json, the safetensors file and tekken.json.
