@@ -16,7 +16,7 @@ prompt::Message make_message(prompt::Role role, const std::string& text, size_t 
   m.role = role;
   m.where = "turn " + std::to_string(index);
   if (!text.empty())
-    m.content.push_back({.type = prompt::ContentChunk::Type::kText, .text = text, .where = m.where});
+    m.content.push_back(prompt::ContentChunk::text_chunk(text, m.where));
   m.content_is_string = true;
   m.has_content = true;
   m.content_null = false;
@@ -56,7 +56,9 @@ int run_chat(const Args& args) {
     prompt::Message user = make_message(prompt::Role::kUser, line, request.messages.size());
     user.content_is_string = pending_images.empty();
     for (size_t i = 0; i < pending_images.size(); ++i) {
-      prompt::ContentChunk chunk{.type = prompt::ContentChunk::Type::kImage, .where = "/image " + pending_images[i]};
+      prompt::ContentChunk chunk;
+    chunk.type = prompt::ContentChunk::Type::kImage;
+    chunk.where = "/image " + pending_images[i];
       chunk.image.kind = prompt::ImageSource::Kind::kFile;
       chunk.image.location = pending_images[i];
       user.content.insert(user.content.begin() + static_cast<std::ptrdiff_t>(i), chunk);

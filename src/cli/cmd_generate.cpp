@@ -16,7 +16,7 @@ namespace {
 prompt::Message text_message(prompt::Role role, const std::string& text, const std::string& where) {
   prompt::Message m;
   m.role = role;
-  m.content.push_back({.type = prompt::ContentChunk::Type::kText, .text = text, .where = where + ".content"});
+  m.content.push_back(prompt::ContentChunk::text_chunk(text, where + ".content"));
   m.content_is_string = true;
   m.has_content = true;
   m.content_null = false;
@@ -74,7 +74,9 @@ int run_generate(const Args& args) {
   prompt::Message user = text_message(prompt::Role::kUser, *prompt_text, "prompt");
   user.content_is_string = images.empty();
   for (size_t i = 0; i < images.size(); ++i) {
-    prompt::ContentChunk chunk{.type = prompt::ContentChunk::Type::kImage, .where = "--image " + images[i]};
+    prompt::ContentChunk chunk;
+    chunk.type = prompt::ContentChunk::Type::kImage;
+    chunk.where = "--image " + images[i];
     chunk.image.kind = prompt::ImageSource::Kind::kFile;
     chunk.image.location = images[i];
     user.content.insert(user.content.begin() + static_cast<std::ptrdiff_t>(i), chunk);

@@ -24,7 +24,7 @@ std::pair<std::vector<ContentChunk>, bool> aggregate(const std::vector<const Mes
   std::string text_where;
   auto flush = [&] {
     if (!have_text) return;
-    all.push_back(ContentChunk{.text = text, .where = text_where});
+    all.push_back(ContentChunk::text_chunk(text, text_where));
     text.clear();
     have_text = false;
   };
@@ -44,7 +44,7 @@ std::pair<std::vector<ContentChunk>, bool> aggregate(const std::vector<const Mes
     }
   }
   if (all.empty()) {
-    return {{ContentChunk{.text = text, .where = run.empty() ? "" : run.front()->where + ".content"}}, true};
+    return {{ContentChunk::text_chunk(text, run.empty() ? "" : run.front()->where + ".content")}, true};
   }
   flush();
   return {std::move(all), false};

@@ -79,7 +79,7 @@ Status parse_content(const Json& msg, Message* out, const ParseOptions& options)
   if (it->is_string()) {
     out->has_content = !it->get_ref<const std::string&>().empty();
     out->content_is_string = true;
-    out->content.push_back(ContentChunk{.text = it->get<std::string>(), .where = where});
+    out->content.push_back(ContentChunk::text_chunk(it->get<std::string>(), where));
     return Status::ok();
   }
   if (!it->is_array()) return invalid_argument(where + ": expected a string, null or a list of parts");

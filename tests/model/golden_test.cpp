@@ -24,10 +24,11 @@ backend::Backend& cpu() {
 }
 
 const PixtralModel& load(const std::string& dir) {
+  backend::Backend& backend = cpu();  // constructed before the cache, so destroyed after it
   static std::map<std::string, std::unique_ptr<PixtralModel>> cache;
   auto& slot = cache[dir];
   if (!slot) {
-    auto m = PixtralModel::load(dir, cpu());
+    auto m = PixtralModel::load(dir, backend);
     if (!m.is_ok()) {
       ADD_FAILURE() << m.status().to_string();
       std::abort();
