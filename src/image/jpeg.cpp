@@ -50,13 +50,19 @@ void convert_row(const uint8_t* in, uint8_t* out, int64_t width, int components)
 }
 
 // Runs libjpeg from header to the last scanline; returns false after a libjpeg error.
-bool run_decoder(jpeg_decompress_struct& cinfo, JpegError& err, std::span<const uint8_t> bytes,
-                 const DecodeLimits& limits, const RowProgress& progress, RgbImage& image, Status& status) {
-  if (setjmp(err.jump)) return false;
+[[gnu::noinline]] Status unsupported_components(int components) {
+  return unimplemented("jpeg: " + std::to_string(components) + "-component images are not supported");
+}
+
+// The libjpeg error handler longjmps back to run_decoder, so no object with a destructor may be
+// alive in these frames while libjpeg runs: the row buffer and the Status are owned by the caller.
+[[gnu::noinline]] void decode_body(jpeg_decompress_struct& cinfo, std::span<const uint8_t> bytes,
+                                   const DecodeLimits& limits, const RowProgress& progress, RgbImage& image,
+                                   std::vector<uint8_t>& rows, Status& status) {
   jpeg_mem_src(&cinfo, bytes.data(), static_cast<unsigned long>(bytes.size()));
   jpeg_read_header(&cinfo, TRUE);
   status = check_dimensions(cinfo.image_width, cinfo.image_height, limits, "jpeg");
-  if (!status.is_ok()) return true;
+  if (!status.is_ok()) return;
   const int components = cinfo.num_components;
   if (components == 1) {
     cinfo.out_color_space = JCS_GRAYSCALE;
@@ -65,15 +71,15 @@ bool run_decoder(jpeg_decompress_struct& cinfo, JpegError& err, std::span<const 
   } else if (components == 4) {
     cinfo.out_color_space = JCS_CMYK;
   } else {
-    status = unimplemented("jpeg: " + std::to_string(components) + "-component images are not supported");
-    return true;
+    status = unsupported_components(components);
+    return;
   }
   jpeg_start_decompress(&cinfo);
   image.width = cinfo.output_width;
   image.height = cinfo.output_height;
   image.pixels.resize(static_cast<size_t>(image.width * image.height * 3));
   constexpr int kBatch = 16;  // rows per read; also the granularity of `progress`
-  std::vector<uint8_t> rows(static_cast<size_t>(image.width) * components * kBatch);  // [kBatch, width, components]
+  rows.resize(static_cast<size_t>(image.width) * components * kBatch);  // [kBatch, width, components]
   while (cinfo.output_scanline < cinfo.output_height) {
     const int64_t y = cinfo.output_scanline;
     JSAMPROW targets[kBatch];
@@ -88,6 +94,14 @@ bool run_decoder(jpeg_decompress_struct& cinfo, JpegError& err, std::span<const 
     if (progress) progress(image, y + got);
   }
   jpeg_finish_decompress(&cinfo);
+  return;
+}
+
+bool run_decoder(jpeg_decompress_struct& cinfo, JpegError& err, std::span<const uint8_t> bytes,
+                 const DecodeLimits& limits, const RowProgress& progress, RgbImage& image,
+                 std::vector<uint8_t>& rows, Status& status) {
+  if (setjmp(err.jump)) return false;
+  decode_body(cinfo, bytes, limits, progress, image, rows, status);
   return true;
 }
 
@@ -123,7 +137,8 @@ Result<RgbImage> decode_jpeg(std::span<const uint8_t> bytes, const DecodeLimits&
   jpeg_create_decompress(&cinfo);
   RgbImage image;
   Status status;
-  const bool ok = run_decoder(cinfo, err, bytes, limits, progress, image, status);
+  std::vector<uint8_t> rows;
+  const bool ok = run_decoder(cinfo, err, bytes, limits, progress, image, rows, status);
   jpeg_destroy_decompress(&cinfo);
   if (!ok) return invalid_argument(std::string("jpeg: corrupt or truncated file: ") + err.message);
   if (!status.is_ok()) return status;

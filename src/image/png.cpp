@@ -121,8 +121,15 @@ RowRule make_rule(png_structp png, png_infop info) {
   return rule;
 }
 
+// Scratch rows owned by the caller: libpng longjmps out of these frames on an error, which would
+// skip the destructor of any buffer living in them.
+struct PngScratch {
+  std::vector<uint8_t> raw;      // [h, row_bytes] (interlaced) or [row_bytes]
+  std::vector<png_bytep> rows;   // [h] (interlaced)
+};
+
 // Everything that runs between setjmp and the end of decoding; returns false on a libpng error.
-bool decode_rows(png_structp png, png_infop info, const RowRule& rule, RgbImage& image) {
+bool decode_rows(png_structp png, png_infop info, const RowRule& rule, RgbImage& image, PngScratch& scratch) {
   if (setjmp(png_jmpbuf(png))) return false;
   if (rule.depth < 8) png_set_packing(png);
   const int passes = png_set_interlace_handling(png);
@@ -130,16 +137,16 @@ bool decode_rows(png_structp png, png_infop info, const RowRule& rule, RgbImage&
   const size_t row_bytes = png_get_rowbytes(png, info);
   const int64_t w = image.width, h = image.height;
   if (passes > 1) {
-    std::vector<uint8_t> raw(row_bytes * static_cast<size_t>(h));  // [h, row_bytes]
-    std::vector<png_bytep> rows(static_cast<size_t>(h));
-    for (int64_t y = 0; y < h; ++y) rows[y] = raw.data() + y * row_bytes;
-    png_read_image(png, rows.data());
-    for (int64_t y = 0; y < h; ++y) rule.convert(rows[y], image.pixels.data() + y * w * 3, w);
+    scratch.raw.resize(row_bytes * static_cast<size_t>(h));
+    scratch.rows.resize(static_cast<size_t>(h));
+    for (int64_t y = 0; y < h; ++y) scratch.rows[y] = scratch.raw.data() + y * row_bytes;
+    png_read_image(png, scratch.rows.data());
+    for (int64_t y = 0; y < h; ++y) rule.convert(scratch.rows[y], image.pixels.data() + y * w * 3, w);
   } else {
-    std::vector<uint8_t> row(row_bytes);  // [row_bytes]
+    scratch.raw.resize(row_bytes);
     for (int64_t y = 0; y < h; ++y) {
-      png_read_row(png, row.data(), nullptr);
-      rule.convert(row.data(), image.pixels.data() + y * w * 3, w);
+      png_read_row(png, scratch.raw.data(), nullptr);
+      rule.convert(scratch.raw.data(), image.pixels.data() + y * w * 3, w);
     }
   }
   png_read_end(png, nullptr);
@@ -147,7 +154,8 @@ bool decode_rows(png_structp png, png_infop info, const RowRule& rule, RgbImage&
 }
 
 // Header and pixels; returns false after a libpng error (longjmp lands here).
-bool read_png(png_structp png, png_infop info, MemReader& reader, const DecodeLimits& limits, RgbImage& image) {
+bool read_png(png_structp png, png_infop info, MemReader& reader, const DecodeLimits& limits, RgbImage& image,
+              PngScratch& scratch) {
   if (setjmp(png_jmpbuf(png))) return false;
   png_set_read_fn(png, &reader, read_fn);
   png_set_user_limits(png, static_cast<png_uint_32>(limits.max_side), static_cast<png_uint_32>(limits.max_side));
@@ -155,7 +163,7 @@ bool read_png(png_structp png, png_infop info, MemReader& reader, const DecodeLi
   image.width = png_get_image_width(png, info);
   image.height = png_get_image_height(png, info);
   image.pixels.resize(static_cast<size_t>(image.width * image.height * 3));
-  return decode_rows(png, info, make_rule(png, info), image);
+  return decode_rows(png, info, make_rule(png, info), image, scratch);
 }
 
 }  // namespace
@@ -177,7 +185,8 @@ Result<RgbImage> decode_png(std::span<const uint8_t> bytes, const DecodeLimits& 
   png_infop info = png_create_info_struct(png);
   MemReader reader{bytes, 0};
   RgbImage image;
-  const bool ok = info && read_png(png, info, reader, limits, image);
+  PngScratch scratch;
+  const bool ok = info && read_png(png, info, reader, limits, image, scratch);
   png_destroy_read_struct(&png, info ? &info : nullptr, nullptr);
   if (!ok) return invalid_argument(std::string("png: corrupt or truncated file: ") + error.message);
   return image;
