@@ -1,6 +1,8 @@
 // paged_attention and varlen_attention on CUDA against the CPU reference: prefill chunks and
 // decode rows in one batch, shuffled (non-contiguous) blocks, block boundaries, long contexts
-// that take the split-KV path, GQA groups 1/2/4/8, head_dim 16/24/64/128.
+// that take the split-KV path, GQA groups 1/2/4/8, head_dim 16/24/64/128 (64 and 128 run the
+// tensor-core kernel, the others the CUDA-core one); launches sized for a larger max_kv_len than
+// any sequence has (as a CUDA graph captured at the cache capacity would be).
 #include <algorithm>
 #include <numeric>
 
@@ -16,7 +18,8 @@ struct Seq {
   int64_t q_len, kv_len;
 };
 
-void run_paged(const Heads& hs, const std::vector<Seq>& seqs, int64_t bs, uint64_t seed) {
+// max_kv_bound > 0 replaces the host-known max_kv_len (and widens the block tables to match).
+void run_paged(const Heads& hs, const std::vector<Seq>& seqs, int64_t bs, uint64_t seed, int64_t max_kv_bound = 0) {
   const int64_t s = static_cast<int64_t>(seqs.size());
   int64_t max_kv = 0, max_q = 0, rows = 0, max_blocks = 0;
   for (const auto& q : seqs) {
@@ -25,13 +28,18 @@ void run_paged(const Heads& hs, const std::vector<Seq>& seqs, int64_t bs, uint64
     rows += q.q_len;
     max_blocks = std::max(max_blocks, (q.kv_len + bs - 1) / bs);
   }
-  const int64_t num_blocks = max_blocks * s + 3;
+  const int64_t used_blocks = max_blocks;
+  if (max_kv_bound > 0) {
+    max_kv = max_kv_bound;
+    max_blocks = (max_kv_bound + bs - 1) / bs;
+  }
+  const int64_t num_blocks = used_blocks * s + 3;
   std::vector<int32_t> ids(static_cast<size_t>(num_blocks));
   std::iota(ids.begin(), ids.end(), 0);
   std::shuffle(ids.begin(), ids.end(), std::mt19937_64(seed));
   std::vector<int32_t> tables(static_cast<size_t>(s * max_blocks), 0), q_start{0}, kv_len;
   for (int64_t i = 0; i < s; ++i) {
-    for (int64_t b = 0; b < (seqs[i].kv_len + bs - 1) / bs; ++b) tables[i * max_blocks + b] = ids[i * max_blocks + b];
+    for (int64_t b = 0; b < (seqs[i].kv_len + bs - 1) / bs; ++b) tables[i * max_blocks + b] = ids[i * used_blocks + b];
     q_start.push_back(q_start.back() + static_cast<int32_t>(seqs[i].q_len));
     kv_len.push_back(static_cast<int32_t>(seqs[i].kv_len));
   }
@@ -77,6 +85,23 @@ TEST(CudaAttention, PagedLongDecode) {
   run_paged({32, 8, 128}, {{2, 4099}, {1, 33}}, 16, 6);
 }
 
+// Prefill chunks on top of a cached prefix, several query tiles each, next to a decode row.
+TEST(CudaAttention, PagedChunkAfterContext) {
+  SKIP_WITHOUT_CUDA();
+  run_paged({32, 8, 128}, {{130, 2100}, {1, 77}, {64, 700}}, 16, 7);
+  run_paged({16, 16, 64}, {{100, 1500}, {33, 33}}, 16, 8);
+}
+
+// Launch sized for max_kv_len = 32768 (a graph captured at the cache capacity); the kernels must
+// take the real kv_len from the device and ignore the splits past it.
+TEST(CudaAttention, PagedDecodeLargerBound) {
+  SKIP_WITHOUT_CUDA();
+  run_paged({32, 8, 128}, {{1, 300}}, 16, 9, 32768);
+  run_paged({32, 8, 128}, {{1, 5}, {1, 1030}, {1, 16}}, 16, 10, 32768);
+  run_paged({32, 8, 128}, {{1, 4097}}, 16, 11, 8192);
+  run_paged({8, 8, 64}, {{1, 40}, {1, 600}}, 16, 12, 4096);
+}
+
 void run_varlen(int64_t h, int64_t hd, const std::vector<int32_t>& lens, uint64_t seed) {
   std::vector<int32_t> cu{0};
   int64_t max_len = 0;
@@ -107,6 +132,14 @@ TEST(CudaAttention, VarlenSegments) {
       run_varlen(h, hd, {256, 33, 100}, 3);
     }
   run_varlen(16, 64, {1024}, 4);
+}
+
+// Vision-sized segments: one 1024² image is 4096 patches.
+TEST(CudaAttention, VarlenLongSegments) {
+  SKIP_WITHOUT_CUDA();
+  run_varlen(4, 64, {4096}, 5);
+  run_varlen(2, 64, {1000, 3000, 64}, 6);
+  run_varlen(2, 128, {2000, 77}, 7);
 }
 
 }  // namespace

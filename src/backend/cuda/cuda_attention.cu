@@ -6,6 +6,9 @@
 // keeps an online softmax (base-2 exponent, q pre-scaled by scale·log2 e) per pair. For short
 // query tiles (decode) the key range is split over gridDim.z blocks; a second kernel combines the
 // partial (acc, max, sum) triples.
+// head_dim 64 and 128 with 16-byte aligned tensors take the tensor-core kernel of
+// cuda_attention_flash.cuh instead; both share the partial layout and combine_kernel.
+#include "backend/cuda/cuda_attention_flash.cuh"
 #include "backend/cuda/cuda_common.h"
 
 namespace pixtral::backend::cuda {
@@ -168,26 +171,34 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
   }
 }
 
-// One warp per (row, head): out = Σ_z 2^(m_z − M)·acc_z / Σ_z 2^(m_z − M)·l_z.
-__global__ void combine_kernel(const float* partial, bf16* out, int64_t rows_heads, int64_t splits, int64_t hd) {
-  const int64_t item = blockIdx.x * static_cast<int64_t>(blockDim.x / 32) + (threadIdx.x >> 5);
-  const int lane = threadIdx.x & 31;
-  if (item >= rows_heads) return;
+// One block per (row, head): out = Σ_z 2^(m_z − M)·acc_z / Σ_z 2^(m_z − M)·l_z. The split weights
+// go through shared memory, then thread d sums dimension d over the splits (coalesced loads).
+constexpr int kCombineThreads = 128;
+constexpr int kMaxSplits = 128;
+__global__ void __launch_bounds__(kCombineThreads)
+    combine_kernel(const float* partial, bf16* out, int64_t splits, int64_t hd) {
+  __shared__ float wgt[kMaxSplits];
+  __shared__ float red[kCombineThreads / 32];
+  const int64_t item = blockIdx.x;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const float* base = partial + item * splits * (hd + 2);
-  float mx = -INFINITY;
-  for (int64_t z = 0; z < splits; ++z) mx = fmaxf(mx, base[z * (hd + 2) + hd]);
-  float total = 0.0f;
-  for (int64_t z = 0; z < splits; ++z) {
-    const float mz = base[z * (hd + 2) + hd];
-    if (mz != -INFINITY) total += exp2f(mz - mx) * base[z * (hd + 2) + hd + 1];
-  }
+  float mz = tid < splits ? base[tid * (hd + 2) + hd] : -INFINITY;
+  float mx = warp_max(mz);
+  if (lane == 0) red[warp] = mx;
+  __syncthreads();
+  mx = fmaxf(fmaxf(red[0], red[1]), fmaxf(red[2], red[3]));
+  __syncthreads();
+  const float w = mz == -INFINITY ? 0.0f : exp2f(mz - mx);
+  if (tid < splits) wgt[tid] = w;
+  const float lw = warp_sum(tid < splits && w > 0.0f ? w * base[tid * (hd + 2) + hd + 1] : 0.0f);
+  if (lane == 0) red[warp] = lw;
+  __syncthreads();
+  const float total = red[0] + red[1] + red[2] + red[3];
   const float inv = total > 0.0f ? 1.0f / total : 0.0f;
-  for (int64_t d = lane; d < hd; d += 32) {
+  for (int64_t d = tid; d < hd; d += kCombineThreads) {
     float v = 0.0f;
-    for (int64_t z = 0; z < splits; ++z) {
-      const float mz = base[z * (hd + 2) + hd];
-      if (mz != -INFINITY) v += exp2f(mz - mx) * base[z * (hd + 2) + d];
-    }
+    for (int64_t z = 0; z < splits; ++z)
+      if (wgt[z] > 0.0f) v += wgt[z] * base[z * (hd + 2) + d];
     out[item * hd + d] = __float2bfloat16_rn(v * inv);
   }
 }
@@ -202,29 +213,96 @@ Launch plan(const AttentionArgs& a, int num_sms) {
   const int64_t want = 4LL * num_sms;  // enough blocks to cover the machine a few times over
   int64_t splits = 1;
   if (blocks < want) splits = std::min<int64_t>((want + blocks - 1) / blocks, (max_kv + 255) / 256);
-  splits = std::clamp<int64_t>(splits, 1, 128);
+  splits = std::clamp<int64_t>(splits, 1, kMaxSplits);
   l.split_len = ((max_kv + splits - 1) / splits + kKeyTile - 1) / kKeyTile * kKeyTile;
   l.splits = (max_kv + l.split_len - 1) / l.split_len;
   return l;
 }
 
+// ---- tensor-core path -------------------------------------------------------------------------
+
+bool use_flash(const AttentionArgs& a) {
+  if (a.head_dim != 64 && a.head_dim != 128) return false;
+  for (const void* p : {static_cast<const void*>(a.q), static_cast<const void*>(a.k), static_cast<const void*>(a.v),
+                        static_cast<const void*>(a.out)})
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+  return true;
+}
+
+// Warps per block: one (16 pairs) when every sequence has at most 16 (row, head) pairs (decode),
+// else four. Only host-known bounds enter the plan (the launch must not depend on device data).
+int flash_warps(const AttentionArgs& a) {
+  return a.max_q_len * (a.num_heads / a.num_kv_heads) <= 16 ? 1 : 4;
+}
+constexpr int flash_bn(int warps) { return warps == 1 ? 32 : 64; }
+
+flash::FlashLaunch plan_flash(const AttentionArgs& a, int num_sms) {
+  flash::FlashLaunch l;
+  const int warps = flash_warps(a), bn = flash_bn(warps);
+  const int64_t group = a.num_heads / a.num_kv_heads, bm = 16 * warps;
+  l.tiles_per_seq = std::max<int64_t>(1, (a.max_q_len * group + bm - 1) / bm);
+  const int64_t blocks = a.num_seqs * l.tiles_per_seq * a.num_kv_heads;
+  const int64_t max_kv = std::max<int64_t>(1, a.max_kv_len);
+  // Enough blocks to fill the machine: small (one-warp) blocks run many per SM.
+  const int64_t want = (warps == 1 ? 8LL : 2LL) * num_sms;
+  int64_t splits = 1;
+  if (blocks < want) splits = std::min<int64_t>((want + blocks - 1) / blocks, (max_kv + 255) / 256);
+  splits = std::clamp<int64_t>(splits, 1, kMaxSplits);
+  l.split_len = ((max_kv + splits - 1) / splits + bn - 1) / bn * bn;
+  l.splits = (max_kv + l.split_len - 1) / l.split_len;
+  return l;
+}
+
+template <int HD, int WARPS>
+void launch_flash_t(const AttentionArgs& a, const flash::FlashLaunch& l, float* workspace, cudaStream_t s) {
+  constexpr int kBn = flash_bn(WARPS);
+  constexpr int kSmem = flash::smem_bytes<HD, WARPS, kBn>();
+  auto* kernel = flash::flash_kernel<HD, WARPS, kBn>;
+  static const bool configured = [&] {  // > 48 KiB of dynamic shared memory needs an opt-in, once
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+    return true;
+  }();
+  (void)configured;
+  const dim3 grid(static_cast<unsigned int>(a.num_seqs * l.tiles_per_seq), static_cast<unsigned int>(a.num_kv_heads),
+                  static_cast<unsigned int>(l.splits));
+  kernel<<<grid, WARPS * 32, kSmem, s>>>(a, l, workspace);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_flash(const AttentionArgs& a, const flash::FlashLaunch& l, float* workspace, cudaStream_t s) {
+  const bool one = flash_warps(a) == 1;
+  if (a.head_dim == 64) {
+    one ? launch_flash_t<64, 1>(a, l, workspace, s) : launch_flash_t<64, 4>(a, l, workspace, s);
+  } else {
+    one ? launch_flash_t<128, 1>(a, l, workspace, s) : launch_flash_t<128, 4>(a, l, workspace, s);
+  }
+}
+
 }  // namespace
 
 int64_t attention_workspace_floats(const AttentionArgs& a, int num_sms) {
-  const Launch l = plan(a, num_sms);
-  return l.splits == 1 ? 0 : a.total_rows * a.num_heads * l.splits * (a.head_dim + 2);
+  const int64_t splits = use_flash(a) ? plan_flash(a, num_sms).splits : plan(a, num_sms).splits;
+  return splits == 1 ? 0 : a.total_rows * a.num_heads * splits * (a.head_dim + 2);
 }
 
 void launch_attention(const AttentionArgs& a, float* workspace, int num_sms, cudaStream_t s) {
   if (a.total_rows == 0 || a.num_seqs == 0) return;
-  const Launch l = plan(a, num_sms);
-  const dim3 grid(static_cast<unsigned int>(a.num_seqs * l.tiles_per_seq), static_cast<unsigned int>(a.num_kv_heads),
-                  static_cast<unsigned int>(l.splits));
-  attention_kernel<<<grid, kWarps * 32, 0, s>>>(a, l, workspace);
-  CUDA_CHECK_LAUNCH();
-  if (l.splits > 1) {
+  int64_t splits = 1;
+  if (use_flash(a)) {
+    const flash::FlashLaunch l = plan_flash(a, num_sms);
+    launch_flash(a, l, workspace, s);
+    splits = l.splits;
+  } else {
+    const Launch l = plan(a, num_sms);
+    const dim3 grid(static_cast<unsigned int>(a.num_seqs * l.tiles_per_seq),
+                    static_cast<unsigned int>(a.num_kv_heads), static_cast<unsigned int>(l.splits));
+    attention_kernel<<<grid, kWarps * 32, 0, s>>>(a, l, workspace);
+    CUDA_CHECK_LAUNCH();
+    splits = l.splits;
+  }
+  if (splits > 1) {
     const int64_t items = a.total_rows * a.num_heads;
-    combine_kernel<<<ceil_div(items, 4), 128, 0, s>>>(workspace, a.out, items, l.splits, a.head_dim);
+    combine_kernel<<<static_cast<unsigned int>(items), kCombineThreads, 0, s>>>(workspace, a.out, splits, a.head_dim);
     CUDA_CHECK_LAUNCH();
   }
 }
