@@ -84,6 +84,67 @@ void bench_vision(const PixtralModel& m) {
               s * 1e3, flops / s / 1e12, flops / kBf16Flops * 1e3);
 }
 
+// The attention ops alone, one layer: vision varlen (4096 tokens, 16 heads, hd 64), causal paged
+// prefill of 4160 tokens (32/8 heads, hd 128) and decode at 512 / 32k context with the launch
+// sized for max_kv_len = 32768 (as a CUDA graph captured at the cache capacity would be).
+void bench_attention(Backend& b) {
+  using pixtral::base::DType;
+  auto i32 = [&](const std::vector<int32_t>& host) {
+    auto t = b.alloc(DType::kI32, {static_cast<int64_t>(host.size())});
+    b.upload(host.data(), DType::kI32, t);
+    return t;
+  };
+  {
+    const int64_t n = 4096, h = 16, hd = 64;
+    auto q = b.alloc(DType::kBF16, {n, h, hd}), k = b.alloc(DType::kBF16, {n, h, hd});
+    auto v = b.alloc(DType::kBF16, {n, h, hd}), o = b.alloc(DType::kBF16, {n, h, hd});
+    for (auto* t : {&q, &k, &v}) b.fill_random(*t, 7, 0.0f, 1.0f);
+    auto cu = i32({0, static_cast<int32_t>(n)});
+    const double s = median_seconds(b, 3, 20, [&] {
+      b.varlen_attention({.q = q, .k = k, .v = v, .cu_seqlens = cu, .out = o, .scale = 0.125f, .num_segments = 1,
+                          .max_seqlen = n});
+    });
+    const double flops = 4.0 * n * n * h * hd;
+    std::printf("attention varlen 4096 tok, 16 heads, hd 64: %7.1f us, %4.0f TFLOP/s (x24 layers: %.2f ms)\n",
+                s * 1e6, flops / s / 1e12, 24 * s * 1e3);
+  }
+  const int64_t h = 32, hkv = 8, hd = 128, bs = 16, cap = 32768;
+  auto kc = b.alloc(DType::kBF16, {cap / bs, bs, hkv, hd}), vc = b.alloc(DType::kBF16, {cap / bs, bs, hkv, hd});
+  b.fill_random(kc, 8, 0.0f, 1.0f);
+  b.fill_random(vc, 9, 0.0f, 1.0f);
+  std::vector<int32_t> table(static_cast<size_t>(cap / bs));
+  std::iota(table.begin(), table.end(), 0);
+  auto bt_full = b.alloc(DType::kI32, {1, cap / bs});
+  b.upload(table.data(), DType::kI32, bt_full);
+  {
+    const int64_t t = 4160;
+    auto q = b.alloc(DType::kBF16, {t, h, hd}), o = b.alloc(DType::kBF16, {t, h, hd});
+    b.fill_random(q, 10, 0.0f, 1.0f);
+    auto qs = i32({0, static_cast<int32_t>(t)}), kl = i32({static_cast<int32_t>(t)});
+    const double s = median_seconds(b, 3, 20, [&] {
+      b.paged_attention({.q = q, .k_cache = kc, .v_cache = vc, .q_start = qs, .kv_len = kl, .block_tables = bt_full,
+                         .out = o, .scale = 0.088f, .num_seqs = 1, .max_kv_len = t, .max_q_len = t});
+    });
+    const double flops = 4.0 * t * t / 2 * h * hd;
+    std::printf("attention paged prefill 4160 tok, 32/8 heads, hd 128: %7.1f us, %4.0f TFLOP/s (x40 layers: %.2f ms)\n",
+                s * 1e6, flops / s / 1e12, 40 * s * 1e3);
+  }
+  for (int32_t ctx : {512, 32768}) {
+    auto q = b.alloc(DType::kBF16, {1, h, hd}), o = b.alloc(DType::kBF16, {1, h, hd});
+    b.fill_random(q, 11, 0.0f, 1.0f);
+    auto qs = i32({0, 1}), kl = i32({ctx});
+    const double s = median_seconds(b, 2, 15, [&] {  // 40 back-to-back calls (one per layer)
+      for (int layer = 0; layer < 40; ++layer)
+        b.paged_attention({.q = q, .k_cache = kc, .v_cache = vc, .q_start = qs, .kv_len = kl,
+                           .block_tables = bt_full, .out = o, .scale = 0.088f, .num_seqs = 1, .max_kv_len = cap,
+                           .max_q_len = 1});
+    }) / 40;
+    const double bytes = 2.0 * ctx * hkv * hd * 2;
+    std::printf("attention decode ctx %5d (launch for 32768), 32/8 heads, hd 128: %6.1f us, %5.0f GB/s (x40: %.2f ms)\n",
+                ctx, s * 1e6, bytes / s / 1e9, 40 * s * 1e3);
+  }
+}
+
 // Small-M matmul bandwidth: weights [n, k] streamed once per call.
 void bench_small_m(Backend& b, const char* path) {
   for (int64_t m : {1, 4, 8})
@@ -117,6 +178,7 @@ int main() {
     unsetenv("PIXTRAL_CUDA_GEMV");
   }
   auto backend = std::move(pixtral::backend::make_cuda_backend(0)).value();
+  bench_attention(*backend);
   auto config = pixtral::io::parse_model_config(pixtral::io::pixtral_12b_params_json(), "params.json");
   if (!config.is_ok()) {
     std::fprintf(stderr, "%s\n", config.status().to_string().c_str());
