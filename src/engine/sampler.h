@@ -1,33 +1,84 @@
-// Token sampling from one row of logits: greedy at temperature 0, else temperature, top-k, top-p
-// with a per-request seeded generator (same seed and logits -> same token).
-// First cut for the CLI; the serving engine's full sampler (penalties, min-p, logprobs, on-device)
-// extends this.
+// Host-side token sampling from one row of logits, per request: min_tokens masking, repetition /
+// frequency / presence penalties, then greedy, or temperature -> min-p -> top-k -> top-p -> a draw,
+// in vLLM's order (docs/sampling.md). Each Sampler owns its request's state (output token counts,
+// seed and step), so a request's tokens never depend on what else is sampled in the same batch.
 #pragma once
 
 #include <cstdint>
-#include <random>
+#include <span>
+#include <unordered_map>
+#include <utility>
 #include <vector>
+
+#include "engine/logprobs.h"
+#include "engine/sampler_params.h"
 
 namespace pixtral::engine {
 
-struct SamplingParams {
-  float temperature = 0.0f;  // 0: greedy (argmax, lowest id on ties)
-  float top_p = 1.0f;        // nucleus mass, (0, 1]
-  int64_t top_k = 0;         // 0: off
-  uint64_t seed = 0;
+struct SampleResult {
+  int32_t token = 0;
+  // Filled when params.logprobs (in the Sampler's LogprobsMode):
+  float logprob = 0.0f;                    // of the chosen token
+  int64_t rank = 0;                        // 1 + the ids more likely than it
+  std::vector<TokenLogprob> top_logprobs;  // params.top_logprobs entries, most likely first
+};
+
+// Scratch storage of one sampling call (vocab-sized). One per thread that samples, shared by the
+// requests it serves; it carries nothing from one call to the next.
+class SamplerWorkspace {
+ private:
+  friend class Sampler;
+  std::vector<float> logits_;                    // the processed row
+  std::vector<std::pair<float, int32_t>> pairs_;  // candidates (scaled logit, id)
+};
+
+struct SamplerContext {
+  std::span<const int32_t> prompt;  // for the repetition penalty (copied at construction)
+  int32_t eos_id = -1;              // masked while fewer than min_tokens are out; -1: none
+  LogprobsMode logprobs_mode = LogprobsMode::kRaw;
 };
 
 class Sampler {
  public:
-  explicit Sampler(SamplingParams params) : params_(params), rng_(params.seed) {}
-  int32_t sample(const float* logits, int64_t vocab);
+  // params must have passed validate(). Without params.seed a random seed is drawn here.
+  explicit Sampler(SamplingParams params, SamplerContext context = {});
+
+  // Picks the next token of this request and records it (penalties, min_tokens, the draw counter).
+  SampleResult sample(std::span<const float> logits, SamplerWorkspace& workspace);
+  SampleResult sample(std::span<const float> logits) { return sample(logits, own_workspace_); }
+  int32_t sample(const float* logits, int64_t vocab) {
+    return sample(std::span<const float>(logits, static_cast<size_t>(vocab))).token;
+  }
+
+  const SamplingParams& params() const { return params_; }
+  uint64_t seed() const { return seed_; }
+  int64_t num_generated() const { return generated_; }
 
  private:
+  bool greedy() const { return params_.temperature < kGreedyTemperature; }
+  void mask_stop_tokens(std::vector<float>& logits) const;
+  void apply_penalties(std::vector<float>& logits) const;
+  // Temperature, the filters and the draw; leaves the processed row in workspace.logits_ when
+  // processed logprobs are wanted.
+  int32_t sample_random(SamplerWorkspace& workspace) const;
+  void fill_logprobs(std::span<const float> logits, SampleResult& out, SamplerWorkspace& workspace) const;
+  void record(int32_t token);
+
   SamplingParams params_;
-  std::mt19937_64 rng_;
-  std::vector<std::pair<float, int32_t>> candidates_;  // scratch: (probability, id)
+  uint64_t seed_ = 0;
+  int32_t eos_id_ = -1;
+  LogprobsMode logprobs_mode_ = LogprobsMode::kRaw;
+  std::vector<int32_t> prompt_ids_;                    // sorted, unique
+  std::unordered_map<int32_t, int64_t> output_counts_;  // id -> times generated
+  int64_t generated_ = 0;
+  SamplerWorkspace own_workspace_;
 };
 
+// Index of the largest logit, the lowest id on ties.
 int32_t argmax(const float* logits, int64_t vocab);
+
+// The uniform draw in [0, 1) of a request's step-th sample: a counter-based hash of (seed, step), so
+// the device sampler can reproduce it without carrying generator state.
+double uniform_at(uint64_t seed, int64_t step);
 
 }  // namespace pixtral::engine
