@@ -30,11 +30,12 @@ bool more_likely(const std::pair<float, int32_t>& a, const std::pair<float, int3
   return a.first > b.first || (a.first == b.first && a.second < b.second);
 }
 
-// Keeps the smallest most-likely prefix of `cands` whose mass reaches top_p (a token stays when the
-// mass before it is < top_p). Sorts lazily: 64 candidates first, then 4x more while needed.
-void apply_top_p(std::vector<std::pair<float, int32_t>>& cands, float max_logit, float top_p) {
+// Keeps the smallest most-likely prefix of `cands` (probability, id) whose mass reaches top_p (a
+// token stays when the mass before it is < top_p). Sorts lazily: the 64 most likely candidates
+// first, then 4x more while needed.
+void apply_top_p(std::vector<std::pair<float, int32_t>>& cands, float top_p) {
   double total = 0;
-  for (const auto& c : cands) total += std::exp(static_cast<double>(c.first) - max_logit);
+  for (const auto& c : cands) total += c.first;
   const double target = top_p * total;
   const size_t n = cands.size();
   size_t sorted = 0, next = std::min<size_t>(64, n);
@@ -47,14 +48,14 @@ void apply_top_p(std::vector<std::pair<float, int32_t>>& cands, float max_logit,
         cands.resize(i);
         return;
       }
-      mass += std::exp(static_cast<double>(cands[i].first) - max_logit);
+      mass += cands[i].first;
     }
     sorted = next;
     next = std::min(n, next * 4);
   }
 }
 
-// Keeps the candidates whose scaled logit is >= the k-th largest (ties at the threshold stay).
+// Keeps the candidates whose probability is >= the k-th largest (ties at the threshold stay).
 void apply_top_k(std::vector<std::pair<float, int32_t>>& cands, int64_t top_k) {
   if (top_k <= 0 || static_cast<size_t>(top_k) >= cands.size()) return;
   const auto kth = cands.begin() + (top_k - 1);
@@ -67,8 +68,13 @@ void apply_top_k(std::vector<std::pair<float, int32_t>>& cands, int64_t top_k) {
 
 int32_t argmax(const float* logits, int64_t vocab) {
   int32_t best = 0;
-  for (int64_t i = 1; i < vocab; ++i)
-    if (logits[i] > logits[best]) best = static_cast<int32_t>(i);
+  float best_value = logits[0];
+  for (int64_t i = 1; i < vocab; ++i) {
+    if (logits[i] > best_value) {
+      best_value = logits[i];
+      best = static_cast<int32_t>(i);
+    }
+  }
   return best;
 }
 
@@ -126,28 +132,31 @@ int32_t Sampler::sample_random(SamplerWorkspace& ws) const {
     max_logit = std::max(max_logit, v);
   }
   if (max_logit == kNegInf) return 0;  // every token masked: nothing to draw from
-  // min-p: p_i / p_max = exp(x_i - max) >= min_p.
-  const float min_logit = params_.min_p > 0.0f ? max_logit + std::log(params_.min_p) : kNegInf;
+  // Unnormalised probabilities, the top token's = 1; min-p keeps p >= min_p * 1.
   auto& cands = ws.pairs_;
   cands.clear();
-  for (size_t i = 0; i < x.size(); ++i)
-    if (x[i] >= min_logit && x[i] > kNegInf) cands.emplace_back(x[i], static_cast<int32_t>(i));
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (x[i] == kNegInf) continue;
+    const float p = std::exp(x[i] - max_logit);
+    if (p >= params_.min_p) cands.emplace_back(p, static_cast<int32_t>(i));
+  }
   apply_top_k(cands, params_.top_k);
-  if (params_.top_p < 1.0f) apply_top_p(cands, max_logit, params_.top_p);
+  if (params_.top_p < 1.0f) apply_top_p(cands, params_.top_p);
 
   double total = 0;
-  for (const auto& c : cands) total += std::exp(static_cast<double>(c.first) - max_logit);
+  for (const auto& c : cands) total += c.first;
   const double target = uniform_at(seed_, generated_) * total;
   int32_t chosen = cands.back().second;
   double acc = 0;
   for (const auto& c : cands) {
-    acc += std::exp(static_cast<double>(c.first) - max_logit);
+    acc += c.first;
     if (target < acc) {
       chosen = c.second;
       break;
     }
   }
   if (params_.logprobs && logprobs_mode_ == LogprobsMode::kProcessed) {  // the sampled distribution
+    for (auto& c : cands) c.first = x[static_cast<size_t>(c.second)];
     std::fill(x.begin(), x.end(), kNegInf);
     for (const auto& c : cands) x[static_cast<size_t>(c.second)] = c.first;
   }

@@ -29,7 +29,7 @@ class SamplerWorkspace {
  private:
   friend class Sampler;
   std::vector<float> logits_;                    // the processed row
-  std::vector<std::pair<float, int32_t>> pairs_;  // candidates (scaled logit, id)
+  std::vector<std::pair<float, int32_t>> pairs_;  // candidates (probability, id)
 };
 
 struct SamplerContext {
