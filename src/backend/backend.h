@@ -37,6 +37,14 @@ class TensorBuffer {
   Tensor tensor_;
 };
 
+// A recorded sequence of ops (CUDA graph) replayed with the same device pointers; the inputs are
+// refreshed in place (upload() into the same tensors) between replays.
+class Graph {
+ public:
+  virtual ~Graph() = default;
+  virtual void replay() = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -59,6 +67,13 @@ class Backend {
   // Fills a float tensor with mean + std·N(0,1) values from a counter-based generator keyed by
   // `seed` (random weights at full size without files, initialised where the tensor lives).
   virtual void fill_random(const Tensor& dst, uint64_t seed, float mean, float stddev) = 0;
+
+  // ---- optional: graph capture ------------------------------------------------------------
+  // Ops issued between begin_capture() and end_capture() are recorded, not run. They must not
+  // allocate, upload or download. Backends without graphs return false from supports_graphs().
+  virtual bool supports_graphs() const { return false; }
+  virtual void begin_capture() {}
+  virtual std::unique_ptr<Graph> end_capture() { return nullptr; }
 
   // ---- ops (see ops.h for shapes and semantics) -----------------------------------------
   virtual void matmul(const MatmulParams& p) = 0;

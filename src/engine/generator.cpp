@@ -64,6 +64,8 @@ Result<GenerationResult> generate(const model::PixtralModel& model, const Genera
   Sampler sampler(request.sampling);
   GenerationResult result;
   const int64_t vocab = config.text.vocab_size;
+  // Decode steps run on persistent buffers (one recorded graph on GPU backends).
+  auto runner = model.make_decode_runner(cache, 1, static_cast<int64_t>(table.size()));
   for (int64_t i = 0; i < request.max_tokens; ++i) {
     const int32_t token = sampler.sample(logits.data(), vocab);
     result.tokens.push_back(token);
@@ -76,7 +78,10 @@ Result<GenerationResult> generate(const model::PixtralModel& model, const Genera
       return result;
     }
     if (i + 1 == request.max_tokens) break;
-    PX_ASSIGN_OR_RETURN(logits, step(model, cache, {token}, pos, table, {}, 0));
+    model::DecoderBatch batch;
+    batch.seqs.push_back({.token_ids = {token}, .start_pos = pos, .block_table = table});
+    PX_ASSIGN_OR_RETURN(backend::Tensor out, runner->step(batch));
+    model.backend().download_f32(out, logits.data());
     ++pos;
   }
   result.finish = GenerationResult::Finish::kLength;

@@ -16,8 +16,14 @@ BlockScratch BlockScratch::create(backend::Backend& b, int64_t tokens, int64_t d
   return s;
 }
 
+BlockTensors BlockScratch::view(int64_t tokens) const {
+  return {normed.tensor().rows(0, tokens), q.tensor().rows(0, tokens), k.tensor().rows(0, tokens),
+          v.tensor().rows(0, tokens), attn.tensor().rows(0, tokens), gate_up.tensor().rows(0, tokens),
+          act.tensor().rows(0, tokens)};
+}
+
 void attention_inputs(backend::Backend& b, const DecoderLayerWeights& w, const backend::Tensor& x, float eps,
-                      BlockScratch& s) {
+                      const BlockTensors& s) {
   b.rms_norm({.x = x, .weight = w.attention_norm, .y = s.normed, .eps = eps});
   b.matmul({.x = s.normed, .w = w.wq, .y = s.q});
   b.matmul({.x = s.normed, .w = w.wk, .y = s.k});
@@ -25,7 +31,7 @@ void attention_inputs(backend::Backend& b, const DecoderLayerWeights& w, const b
 }
 
 void attention_output_and_ffn(backend::Backend& b, const DecoderLayerWeights& w, const backend::Tensor& x,
-                              float eps, BlockScratch& s) {
+                              float eps, const BlockTensors& s) {
   b.matmul({.x = s.attn, .w = w.wo, .y = x, .accumulate = true});  // residual add
   b.rms_norm({.x = x, .weight = w.ffn_norm, .y = s.normed, .eps = eps});
   b.matmul({.x = s.normed, .w = w.w_gate_up, .y = s.gate_up});

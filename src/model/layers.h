@@ -7,7 +7,12 @@
 
 namespace pixtral::model {
 
-// Scratch tensors of one block for T tokens, allocated once per forward call.
+// Views of the scratch tensors of one block for T tokens.
+struct BlockTensors {
+  backend::Tensor normed, q, k, v, attn, gate_up, act;  // shapes as in BlockScratch, T rows
+};
+
+// Scratch tensors of one block for up to `tokens` tokens (allocated once, reused by every layer).
 struct BlockScratch {
   backend::TensorBuffer normed;   // [T, D]
   backend::TensorBuffer q;        // [T, H·hd]
@@ -19,14 +24,16 @@ struct BlockScratch {
 
   static BlockScratch create(backend::Backend& b, int64_t tokens, int64_t d, int64_t h, int64_t hkv, int64_t hd,
                              int64_t f);
+  // The first `tokens` rows of every tensor.
+  BlockTensors view(int64_t tokens) const;
 };
 
 // normed = RMSNorm(x; attention_norm); q, k, v = normed·Wqᵀ, ·Wkᵀ, ·Wvᵀ.
 void attention_inputs(backend::Backend& b, const DecoderLayerWeights& w, const backend::Tensor& x, float eps,
-                      BlockScratch& s);
+                      const BlockTensors& s);
 
 // x += attn·Woᵀ, then x += W2·(SiLU(W1·RMSNorm(x)) ⊙ W3·RMSNorm(x)).
 void attention_output_and_ffn(backend::Backend& b, const DecoderLayerWeights& w, const backend::Tensor& x,
-                              float eps, BlockScratch& s);
+                              float eps, const BlockTensors& s);
 
 }  // namespace pixtral::model

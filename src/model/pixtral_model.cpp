@@ -32,6 +32,11 @@ Result<backend::TensorBuffer> PixtralModel::forward(const DecoderBatch& batch, K
   return decoder_.forward(backend_, batch, cache);
 }
 
+std::unique_ptr<DecodeRunner> PixtralModel::make_decode_runner(KvCache& cache, int64_t max_seqs,
+                                                              int64_t max_blocks_per_seq) const {
+  return std::make_unique<DecodeRunner>(backend_, decoder_, config_, cache, max_seqs, max_blocks_per_seq);
+}
+
 KvCache PixtralModel::make_kv_cache(int64_t num_blocks, int64_t block_size) const {
   return KvCache::create(backend_, config_.text, num_blocks, block_size);
 }

@@ -31,6 +31,8 @@ class PixtralModel {
   // One decoder step over the paged cache; logits [R, V] (see TextDecoder::forward).
   Result<backend::TensorBuffer> forward(const DecoderBatch& batch, KvCache& cache) const;
   KvCache make_kv_cache(int64_t num_blocks, int64_t block_size) const;
+  // Persistent-buffer decode steps over `cache` (graphs where the backend has them).
+  std::unique_ptr<DecodeRunner> make_decode_runner(KvCache& cache, int64_t max_seqs, int64_t max_blocks_per_seq) const;
 
  private:
   PixtralModel(io::ModelConfig config, backend::Backend& backend, PixtralWeights weights);

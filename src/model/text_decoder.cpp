@@ -2,9 +2,6 @@
 
 #include <cmath>
 
-#include "model/layers.h"
-#include "model/step_inputs.h"
-
 namespace pixtral::model {
 
 using backend::Tensor;
@@ -20,59 +17,139 @@ TensorBuffer upload_i32(backend::Backend& b, const std::vector<int32_t>& host) {
 
 }  // namespace
 
+Status TextDecoder::check_tokens(const StepInputs& in) const {
+  for (int32_t id : in.token_ids)
+    if (id < 0 || id >= config_.text.vocab_size)
+      return invalid_argument("token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                              std::to_string(config_.text.vocab_size) + ")");
+  return Status::ok();
+}
+
+void TextDecoder::compute(backend::Backend& b, const StepTensors& t, const std::vector<ImageScatterTensors>& images,
+                          KvCache& cache) const {
+  const auto& c = config_.text;
+  const int64_t n = t.x.dim(0), h = c.num_heads, hkv = c.num_kv_heads, hd = c.head_dim;
+  // h0 = token embeddings, with image features written over the [IMG] rows (ref: §6).
+  b.embedding({.table = weights_.tok_embeddings, .ids = t.ids, .out = t.x});
+  for (const auto& img : images) b.scatter_rows({.src = img.src, .index = img.dst, .dst = t.x});
+
+  const float eps = static_cast<float>(c.norm_eps), theta = static_cast<float>(c.rope_theta);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const BlockTensors& s = t.block;
+  for (size_t l = 0; l < weights_.layers.size(); ++l) {
+    const auto& layer = weights_.layers[l];
+    attention_inputs(b, layer, t.x, eps, s);
+    const Tensor q = s.q.reshape({n, h, hd}), k = s.k.reshape({n, hkv, hd}), v = s.v.reshape({n, hkv, hd});
+    b.rope({.x = q, .pos = t.positions, .theta = theta});  // ref: §7 1D RoPE, interleaved pairs
+    b.rope({.x = k, .pos = t.positions, .theta = theta});
+    b.kv_write({.k = k, .v = v, .k_cache = cache.k[l], .v_cache = cache.v[l], .slot_mapping = t.slots});
+    b.paged_attention({.q = q, .k_cache = cache.k[l], .v_cache = cache.v[l], .q_start = t.q_start,
+                       .kv_len = t.kv_len, .block_tables = t.block_tables, .out = s.attn.reshape({n, h, hd}),
+                       .scale = scale, .num_seqs = t.num_seqs, .max_kv_len = t.max_kv_len, .max_q_len = t.max_q_len});
+    attention_output_and_ffn(b, layer, t.x, eps, s);
+  }
+  // logits = RMSNorm(h_rows; norm) · outputᵀ for the selected rows only.
+  b.gather_rows({.src = t.x, .index = t.logit_rows, .out = t.selected});
+  b.rms_norm({.x = t.selected, .weight = weights_.norm, .y = t.selected, .eps = eps});
+  b.matmul({.x = t.selected, .w = weights_.output, .y = t.logits});
+}
+
 Result<TensorBuffer> TextDecoder::forward(backend::Backend& b, const DecoderBatch& batch, KvCache& cache) const {
-  const auto& t = config_.text;
+  const auto& c = config_.text;
   PX_ASSIGN_OR_RETURN(StepInputs in, build_step_inputs(batch, cache.block_size, cache.num_blocks,
                                                        static_cast<int32_t>(config_.vision.image_token_id)));
-  for (int32_t id : in.token_ids)
-    if (id < 0 || id >= t.vocab_size)
-      return invalid_argument("token id " + std::to_string(id) + " is outside the vocabulary [0, " +
-                              std::to_string(t.vocab_size) + ")");
-  const int64_t n = in.num_tokens, d = t.hidden_dim, h = t.num_heads, hkv = t.num_kv_heads, hd = t.head_dim;
+  PX_RETURN_IF_ERROR(check_tokens(in));
+  const int64_t n = in.num_tokens, d = c.hidden_dim, r = static_cast<int64_t>(in.logit_rows.size());
   const auto dt = b.activation_dtype();
-
   TensorBuffer ids = upload_i32(b, in.token_ids), positions = upload_i32(b, in.positions);
   TensorBuffer slots = upload_i32(b, in.slot_mapping), q_start = upload_i32(b, in.q_start);
-  TensorBuffer kv_len = upload_i32(b, in.kv_len);
+  TensorBuffer kv_len = upload_i32(b, in.kv_len), rows = upload_i32(b, in.logit_rows);
   TensorBuffer tables = b.alloc(base::DType::kI32, {in.num_seqs, in.max_blocks_per_seq});
   b.upload(in.block_tables.data(), base::DType::kI32, tables);
+  TensorBuffer x = b.alloc(dt, {n, d}), selected = b.alloc(dt, {r, d}), logits = b.alloc(dt, {r, c.vocab_size});
+  const BlockScratch scratch = BlockScratch::create(b, n, d, c.num_heads, c.num_kv_heads, c.head_dim, c.ffn_dim);
 
-  // h0 = token embeddings, with image features written over the [IMG] rows (ref: §6).
-  TensorBuffer x = b.alloc(dt, {n, d});
-  b.embedding({.table = weights_.tok_embeddings, .ids = ids, .out = x});
+  std::vector<TensorBuffer> dst_rows;
+  std::vector<ImageScatterTensors> images;
   for (const auto& img : in.images) {
     const Tensor& feats = batch.seqs[img.seq].image_embeds;
     const int64_t count = static_cast<int64_t>(img.dst_rows.size());
-    TensorBuffer dst = upload_i32(b, img.dst_rows);
-    b.scatter_rows({.src = feats.rows(img.src_begin, img.src_begin + count), .index = dst, .dst = x});
+    dst_rows.push_back(upload_i32(b, img.dst_rows));
+    images.push_back({feats.rows(img.src_begin, img.src_begin + count), dst_rows.back()});
   }
-
-  BlockScratch s = BlockScratch::create(b, n, d, h, hkv, hd, t.ffn_dim);
-  const float eps = static_cast<float>(t.norm_eps), theta = static_cast<float>(t.rope_theta);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  for (size_t l = 0; l < weights_.layers.size(); ++l) {
-    const auto& layer = weights_.layers[l];
-    attention_inputs(b, layer, x, eps, s);
-    const Tensor q = s.q.tensor().reshape({n, h, hd}), k = s.k.tensor().reshape({n, hkv, hd});
-    const Tensor v = s.v.tensor().reshape({n, hkv, hd});
-    b.rope({.x = q, .pos = positions, .theta = theta});  // ref: §7 1D RoPE, interleaved pairs
-    b.rope({.x = k, .pos = positions, .theta = theta});
-    b.kv_write({.k = k, .v = v, .k_cache = cache.k[l], .v_cache = cache.v[l], .slot_mapping = slots});
-    b.paged_attention({.q = q, .k_cache = cache.k[l], .v_cache = cache.v[l], .q_start = q_start, .kv_len = kv_len,
-                       .block_tables = tables, .out = s.attn.tensor().reshape({n, h, hd}), .scale = scale,
-                       .num_seqs = in.num_seqs, .max_kv_len = in.max_kv_len, .max_q_len = in.max_q_len});
-    attention_output_and_ffn(b, layer, x, eps, s);
-  }
-
-  // logits = RMSNorm(h_rows; norm) · outputᵀ for the selected rows only.
-  const int64_t r = static_cast<int64_t>(in.logit_rows.size());
-  TensorBuffer rows_index = upload_i32(b, in.logit_rows);
-  TensorBuffer selected = b.alloc(dt, {r, d});
-  b.gather_rows({.src = x, .index = rows_index, .out = selected});
-  b.rms_norm({.x = selected, .weight = weights_.norm, .y = selected, .eps = eps});
-  TensorBuffer logits = b.alloc(dt, {r, t.vocab_size});
-  b.matmul({.x = selected, .w = weights_.output, .y = logits});
+  const StepTensors t{ids, positions, slots, q_start, kv_len, tables, rows, x, scratch.view(n), selected, logits,
+                      in.num_seqs, in.max_kv_len, in.max_q_len};
+  compute(b, t, images, cache);
   return logits;
+}
+
+DecodeRunner::DecodeRunner(backend::Backend& b, const TextDecoder& decoder, const io::ModelConfig& config,
+                           KvCache& cache, int64_t max_seqs, int64_t max_blocks_per_seq)
+    : b_(b), decoder_(decoder), config_(config), cache_(cache), max_seqs_(max_seqs), max_blocks_(max_blocks_per_seq) {
+  using base::DType;
+  const auto& c = config.text;
+  const auto dt = b.activation_dtype();
+  ids_ = b.alloc(DType::kI32, {max_seqs});
+  positions_ = b.alloc(DType::kI32, {max_seqs});
+  slots_ = b.alloc(DType::kI32, {max_seqs});
+  q_start_ = b.alloc(DType::kI32, {max_seqs + 1});
+  kv_len_ = b.alloc(DType::kI32, {max_seqs});
+  tables_ = b.alloc(DType::kI32, {max_seqs, max_blocks_per_seq});
+  rows_ = b.alloc(DType::kI32, {max_seqs});
+  x_ = b.alloc(dt, {max_seqs, c.hidden_dim});
+  selected_ = b.alloc(dt, {max_seqs, c.hidden_dim});
+  logits_ = b.alloc(dt, {max_seqs, c.vocab_size});
+  scratch_ = BlockScratch::create(b, max_seqs, c.hidden_dim, c.num_heads, c.num_kv_heads, c.head_dim, c.ffn_dim);
+}
+
+StepTensors DecodeRunner::tensors_for(int64_t s) const {
+  // Block tables keep their full padded width so the tensor shapes (and a graph) depend on S only.
+  return {ids_.tensor().rows(0, s), positions_.tensor().rows(0, s), slots_.tensor().rows(0, s),
+          q_start_.tensor().rows(0, s + 1), kv_len_.tensor().rows(0, s), tables_.tensor().rows(0, s),
+          rows_.tensor().rows(0, s), x_.tensor().rows(0, s), scratch_.view(s), selected_.tensor().rows(0, s),
+          logits_.tensor().rows(0, s), s, max_blocks_ * cache_.block_size, 1};
+}
+
+Result<Tensor> DecodeRunner::step(const DecoderBatch& batch) {
+  const int64_t s = static_cast<int64_t>(batch.seqs.size());
+  if (s == 0 || s > max_seqs_) return invalid_argument("decode batch of " + std::to_string(s) + " sequences (max " +
+                                                       std::to_string(max_seqs_) + ")");
+  for (const auto& seq : batch.seqs) {
+    if (seq.token_ids.size() != 1) return invalid_argument("a decode step takes exactly one token per sequence");
+    if (static_cast<int64_t>(seq.block_table.size()) > max_blocks_)
+      return invalid_argument("block table longer than the runner's " + std::to_string(max_blocks_) + " blocks");
+  }
+  PX_ASSIGN_OR_RETURN(StepInputs in, build_step_inputs(batch, cache_.block_size, cache_.num_blocks,
+                                                       static_cast<int32_t>(config_.vision.image_token_id)));
+  PX_RETURN_IF_ERROR(decoder_.check_tokens(in));
+  if (!in.images.empty()) return invalid_argument("a decode step carries no [IMG] tokens");
+  padded_tables_.assign(static_cast<size_t>(s * max_blocks_), 0);
+  for (int64_t i = 0; i < s; ++i)
+    for (int64_t j = 0; j < in.max_blocks_per_seq; ++j)
+      padded_tables_[i * max_blocks_ + j] = in.block_tables[i * in.max_blocks_per_seq + j];
+  const StepTensors t = tensors_for(s);
+  b_.upload(in.token_ids.data(), base::DType::kI32, t.ids);
+  b_.upload(in.positions.data(), base::DType::kI32, t.positions);
+  b_.upload(in.slot_mapping.data(), base::DType::kI32, t.slots);
+  b_.upload(in.q_start.data(), base::DType::kI32, t.q_start);
+  b_.upload(in.kv_len.data(), base::DType::kI32, t.kv_len);
+  b_.upload(in.logit_rows.data(), base::DType::kI32, t.logit_rows);
+  b_.upload(padded_tables_.data(), base::DType::kI32, t.block_tables);
+  if (!b_.supports_graphs()) {
+    decoder_.compute(b_, t, {}, cache_);
+    return t.logits;
+  }
+  auto& graph = graphs_[s];
+  if (!graph) {
+    decoder_.compute(b_, t, {}, cache_);  // warm-up: plans and lazy initialisation happen outside capture
+    b_.synchronize();
+    b_.begin_capture();
+    decoder_.compute(b_, t, {}, cache_);
+    graph = b_.end_capture();
+    PX_CHECK_MSG(graph != nullptr, "graph capture failed");
+  }
+  graph->replay();
+  return t.logits;
 }
 
 }  // namespace pixtral::model

@@ -1,25 +1,84 @@
 // The Mistral-Nemo-shaped decoder over the paged KV cache (ref: spec/model.md §6, §7).
 #pragma once
 
+#include <map>
+#include <memory>
+#include <vector>
+
 #include "backend/backend.h"
 #include "io/model_config.h"
 #include "model/batch.h"
 #include "model/kv_cache.h"
+#include "model/layers.h"
+#include "model/step_inputs.h"
 #include "model/weights.h"
 
 namespace pixtral::model {
+
+// Device tensors of one step, T tokens, S sequences, R logit rows (views; owned elsewhere).
+struct StepTensors {
+  backend::Tensor ids, positions, slots;     // I32 [T]
+  backend::Tensor q_start;                   // I32 [S + 1]
+  backend::Tensor kv_len;                    // I32 [S]
+  backend::Tensor block_tables;              // I32 [S, max_blocks_per_seq]
+  backend::Tensor logit_rows;                // I32 [R]
+  backend::Tensor x;                         // [T, D] residual stream
+  BlockTensors block;                        // per-layer scratch, T rows
+  backend::Tensor selected;                  // [R, D]
+  backend::Tensor logits;                    // [R, V]
+  int64_t num_seqs = 0, max_kv_len = 0, max_q_len = 0;
+};
+
+// Image rows to place before the first layer: src rows go to the batch rows in `dst` (I32 [N]).
+struct ImageScatterTensors {
+  backend::Tensor src, dst;
+};
 
 class TextDecoder {
  public:
   TextDecoder(const io::ModelConfig& config, const DecoderWeights& weights) : config_(config), weights_(weights) {}
 
   // Runs one step: writes the chunk's K/V into the cache and returns logits [R, V] for the rows
-  // selected by each chunk (all rows, or the last one), in batch order.
+  // selected by each chunk (all rows, or the last one), in batch order. Allocates its buffers.
   Result<backend::TensorBuffer> forward(backend::Backend& b, const DecoderBatch& batch, KvCache& cache) const;
+
+  // The op sequence of a step over tensors already filled; issues no allocation or transfer, so
+  // it can be recorded as a graph.
+  void compute(backend::Backend& b, const StepTensors& t, const std::vector<ImageScatterTensors>& images,
+               KvCache& cache) const;
+
+  // Validates token ids against the vocabulary.
+  Status check_tokens(const StepInputs& in) const;
 
  private:
   const io::ModelConfig& config_;
   const DecoderWeights& weights_;
+};
+
+// Decode steps (one new token per sequence, no images) over persistent buffers, each batch size
+// recorded once as a graph where the backend supports it and replayed afterwards. The attention
+// launch is sized for the cache capacity, so one graph serves every context length.
+class DecodeRunner {
+ public:
+  DecodeRunner(backend::Backend& b, const TextDecoder& decoder, const io::ModelConfig& config, KvCache& cache,
+               int64_t max_seqs, int64_t max_blocks_per_seq);
+
+  // Logits [S, V] of the batch (a view valid until the next step). Every chunk has one token.
+  Result<backend::Tensor> step(const DecoderBatch& batch);
+  int64_t graphs_captured() const { return static_cast<int64_t>(graphs_.size()); }
+
+ private:
+  StepTensors tensors_for(int64_t num_seqs) const;
+
+  backend::Backend& b_;
+  const TextDecoder& decoder_;
+  const io::ModelConfig& config_;
+  KvCache& cache_;
+  int64_t max_seqs_, max_blocks_;
+  backend::TensorBuffer ids_, positions_, slots_, q_start_, kv_len_, tables_, rows_, x_, selected_, logits_;
+  BlockScratch scratch_;
+  std::map<int64_t, std::unique_ptr<backend::Graph>> graphs_;  // by number of sequences
+  std::vector<int32_t> padded_tables_;
 };
 
 }  // namespace pixtral::model

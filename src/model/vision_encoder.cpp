@@ -55,15 +55,16 @@ Result<TensorBuffer> VisionEncoder::encode(backend::Backend& b, const std::vecto
   b.upload(cu_seqlens.data(), base::DType::kI32, cu);
 
   const int64_t h = v.num_heads, hd = v.head_dim;
-  BlockScratch s = BlockScratch::create(b, n, dv, h, h, hd, v.ffn_dim);
+  const BlockScratch scratch = BlockScratch::create(b, n, dv, h, h, hd, v.ffn_dim);
+  const BlockTensors s = scratch.view(n);
   const float eps = static_cast<float>(v.norm_eps), theta = static_cast<float>(v.rope_theta);
   for (const auto& layer : vision_.layers) {
     attention_inputs(b, layer, x, eps, s);
-    const Tensor q = s.q.tensor().reshape({n, h, hd}), k = s.k.tensor().reshape({n, h, hd});
+    const Tensor q = s.q.reshape({n, h, hd}), k = s.k.reshape({n, h, hd});
     b.rope({.x = q, .pos = pos_row, .pos_col = pos_col, .theta = theta});  // ref: §4.3 2D RoPE
     b.rope({.x = k, .pos = pos_row, .pos_col = pos_col, .theta = theta});
-    b.varlen_attention({.q = q, .k = k, .v = s.v.tensor().reshape({n, h, hd}), .cu_seqlens = cu,
-                        .out = s.attn.tensor().reshape({n, h, hd}), .scale = 1.0f / std::sqrt(static_cast<float>(hd)),
+    b.varlen_attention({.q = q, .k = k, .v = s.v.reshape({n, h, hd}), .cu_seqlens = cu,
+                        .out = s.attn.reshape({n, h, hd}), .scale = 1.0f / std::sqrt(static_cast<float>(hd)),
                         .num_segments = static_cast<int64_t>(images.size()), .max_seqlen = max_len});
     attention_output_and_ffn(b, layer, x, eps, s);
   }

@@ -157,4 +157,37 @@ void CudaBackend::fill_random(const Tensor& dst, uint64_t seed, float mean, floa
   }
 }
 
+// ---- graphs ---------------------------------------------------------------------------------
+
+namespace {
+
+// An instantiated CUDA graph replayed on the backend's stream.
+class CudaGraph final : public Graph {
+ public:
+  CudaGraph(cudaGraphExec_t exec, cudaStream_t stream) : exec_(exec), stream_(stream) {}
+  ~CudaGraph() override { cudaGraphExecDestroy(exec_); }
+  void replay() override { CUDA_CHECK(cudaGraphLaunch(exec_, stream_)); }
+
+ private:
+  cudaGraphExec_t exec_;
+  cudaStream_t stream_;
+};
+
+}  // namespace
+
+void CudaBackend::begin_capture() {
+  // Relaxed: other threads may use unrelated CUDA APIs meanwhile (e.g. an HTTP thread's uploads).
+  CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
+}
+
+std::unique_ptr<Graph> CudaBackend::end_capture() {
+  cudaGraph_t graph = nullptr;
+  CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+  cudaGraphExec_t exec = nullptr;
+  CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  CUDA_CHECK(cudaGraphDestroy(graph));
+  return std::make_unique<CudaGraph>(exec, stream_);
+}
+
 }  // namespace pixtral::backend
+

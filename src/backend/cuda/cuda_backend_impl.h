@@ -34,6 +34,10 @@ class CudaBackend final : public Backend {
   void synchronize() override;
   void fill_random(const Tensor& dst, uint64_t seed, float mean, float stddev) override;
 
+  bool supports_graphs() const override { return true; }
+  void begin_capture() override;
+  std::unique_ptr<Graph> end_capture() override;
+
   void matmul(const MatmulParams& p) override;
   void rms_norm(const RmsNormParams& p) override;
   void rope(const RopeParams& p) override;
