@@ -1,0 +1,128 @@
+// The serving engine's public API: submit requests, receive their tokens as a stream of events,
+// cancel them, read metrics. Continuous batching over a paged KV cache with prefix caching and an
+// image-embedding cache (docs/decisions/0004-kv-cache-and-scheduler.md).
+//
+// Thread-safety: every method may be called from any thread. The engine runs its loop on its own
+// thread; event callbacks are called on that thread, one at a time, and must not block for long.
+// A callback may call submit() and cancel(). The destructor cancels what is still running (each
+// gets its final event) and joins the loop.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "pixtral/request.h"
+#include "pixtral/status.h"
+
+namespace pixtral {
+
+struct EngineOptions {
+  std::string model_dir;            // a checkpoint directory (the caller resolves "demo")
+  std::string backend = "auto";     // "cpu", "cuda" or "auto" (cuda when built and present)
+  int64_t max_num_seqs = 64;        // running sequences at most
+  int64_t max_num_batched_tokens = 2048;  // tokens computed per step
+  int64_t block_size = 16;
+  // The KV pool: num_kv_blocks if > 0, else kv_cache_bytes if > 0, else a share of device memory
+  // (gpu_memory_utilization, needs a backend that reports it), else 1 GiB.
+  int64_t num_kv_blocks = 0;
+  int64_t kv_cache_bytes = 0;
+  double gpu_memory_utilization = 0.0;
+  bool enable_prefix_caching = true;
+  int64_t max_model_len = 0;        // 0: the model's context length
+  int64_t image_cache_entries = 64;  // encoded images kept by content hash
+  bool audit_blocks = false;        // check the block manager's invariants after every step (tests)
+};
+
+using RequestId = int64_t;
+
+enum class FinishReason { kStop, kLength, kCancelled, kError };
+const char* finish_reason_name(FinishReason reason);  // "stop", "length", "abort", "error"
+
+struct TokenLogprobInfo {
+  int32_t token = 0;
+  float logprob = 0.0f;
+  int64_t rank = 0;
+  std::vector<std::pair<int32_t, float>> top;  // (id, logprob), most likely first
+};
+
+struct Usage {
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  int64_t cached_prompt_tokens = 0;  // taken from the prefix cache at (last) admission
+};
+
+// What a request produced since its previous event. The last event of a request has `finish` set
+// (and `error` when it failed); every submitted request gets exactly one last event.
+struct Event {
+  RequestId id = 0;
+  std::string text;                        // new text (stop strings and held-back text excluded)
+  std::vector<int32_t> token_ids;          // new tokens (a terminating EOS / stop id included)
+  std::vector<TokenLogprobInfo> logprobs;  // one per token when sampling.logprobs
+  std::optional<FinishReason> finish;
+  std::optional<std::string> stop_string;  // the stop string that ended it
+  Usage usage;                             // on the last event
+  Status error;                            // non-ok with finish == kError
+  bool finished() const { return finish.has_value(); }
+};
+
+using EventCallback = std::function<void(const Event&)>;
+
+// Latency histogram: counts[i] counts samples <= bounds_ms[i]; the last count is the overflow.
+struct Histogram {
+  std::vector<double> bounds_ms;
+  std::vector<int64_t> counts;
+  int64_t total = 0;
+  double sum_ms = 0.0;
+  double mean_ms() const { return total ? sum_ms / static_cast<double>(total) : 0.0; }
+};
+
+struct MetricsSnapshot {
+  int64_t num_running = 0, num_waiting = 0;
+  int64_t kv_blocks_total = 0, kv_blocks_used = 0, kv_blocks_cached = 0;
+  double kv_usage = 0.0;  // used / total
+  int64_t prefix_query_blocks = 0, prefix_hit_blocks = 0;
+  double prefix_cache_hit_rate = 0.0;
+  int64_t image_encoder_runs = 0;  // images run through the vision encoder
+  int64_t image_cache_hits = 0;    // images taken from the image-embedding cache
+  int64_t num_preemptions = 0;
+  int64_t num_steps = 0, requests_finished = 0, generated_tokens = 0;
+  Status block_audit;  // the block manager's invariants, checked when the loop goes idle
+  Histogram ttft, itl;
+};
+
+class Engine {
+ public:
+  // Loads the model and tokenizer (tekken.json or tokenizer.json, optional for token-id requests),
+  // sizes the KV pool and starts the loop thread.
+  static Result<std::unique_ptr<Engine>> create(const EngineOptions& options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Validates and encodes the request on the calling thread (errors come back here, no event),
+  // then queues it; `on_event` receives its stream on the loop thread.
+  Result<RequestId> submit(Request request, EventCallback on_event);
+  // Cancels a request at any stage; its last event has finish == kCancelled. kNotFound when it is
+  // unknown or already finished.
+  Status cancel(RequestId id);
+  MetricsSnapshot metrics() const;
+  // Blocks until no request is queued or running.
+  void wait_idle() const;
+
+  // The model's tokenizer facts (eos, vocabulary) for callers that build token-id requests.
+  int32_t eos_id() const;
+  int64_t vocab_size() const;
+
+  class Impl;
+
+ private:
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pixtral

@@ -1,0 +1,231 @@
+// Engine: construction (backend, model, tokenizer, KV pool, scheduler), the thread-safe entry
+// points, and metrics. The loop itself is in engine_step.cpp, request preparation in
+// engine_request.cpp.
+#include <algorithm>
+#include <filesystem>
+
+#include "backend/cpu/cpu_backend.h"
+#include "engine/engine_impl.h"
+#if PIXTRAL_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
+
+namespace pixtral {
+
+namespace {
+
+Result<std::unique_ptr<backend::Backend>> make_backend(const std::string& name) {
+  if (name == "cpu") return backend::make_cpu_backend();
+#if PIXTRAL_HAVE_CUDA
+  if (name == "cuda") return backend::make_cuda_backend(0);
+  if (name == "auto" || name.empty())
+    return backend::cuda_device_count() > 0 ? backend::make_cuda_backend(0) : backend::make_cpu_backend();
+#else
+  if (name == "cuda") return unimplemented("backend cuda: this build has no CUDA backend");
+  if (name == "auto" || name.empty()) return backend::make_cpu_backend();
+#endif
+  return invalid_argument("unknown backend '" + name + "' (expected cpu, cuda or auto)");
+}
+
+Histogram make_histogram() {
+  Histogram h;
+  h.bounds_ms = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000};
+  h.counts.assign(h.bounds_ms.size() + 1, 0);
+  return h;
+}
+
+}  // namespace
+
+const char* finish_reason_name(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kLength: return "length";
+    case FinishReason::kCancelled: return "abort";
+    case FinishReason::kError: return "error";
+  }
+  return "";
+}
+
+void record_latency(Histogram& h, double ms) {
+  const auto it = std::lower_bound(h.bounds_ms.begin(), h.bounds_ms.end(), ms);
+  ++h.counts[static_cast<size_t>(it - h.bounds_ms.begin())];
+  ++h.total;
+  h.sum_ms += ms;
+}
+
+Result<std::unique_ptr<Engine::Impl>> Engine::Impl::create(const EngineOptions& options) {
+  std::unique_ptr<Impl> impl(new Impl());
+  PX_RETURN_IF_ERROR(impl->init(options));
+  impl->thread_ = std::thread([p = impl.get()] { p->loop(); });
+  return impl;
+}
+
+Status Engine::Impl::init(const EngineOptions& options) {
+  options_ = options;
+  if (options.max_num_seqs <= 0 || options.max_num_batched_tokens <= 0 || options.block_size <= 0)
+    return invalid_argument("max_num_seqs, max_num_batched_tokens and block_size must be positive");
+  PX_ASSIGN_OR_RETURN(backend_, make_backend(options.backend));
+  PX_ASSIGN_OR_RETURN(model_, model::PixtralModel::load(options.model_dir, *backend_));
+  const std::string dir = options.model_dir;
+  std::string tok_path = dir + "/tekken.json";
+  if (!std::filesystem::exists(tok_path)) tok_path = dir + "/tokenizer.json";
+  if (std::filesystem::exists(tok_path)) {
+    PX_ASSIGN_OR_RETURN(tokenizer_, tokenizer::Tokenizer::load(tok_path));
+    if (tokenizer_->vocab_size() != model_->config().text.vocab_size)
+      return invalid_argument(tok_path + ": vocabulary of " + std::to_string(tokenizer_->vocab_size()) +
+                              " tokens, but the model has " + std::to_string(model_->config().text.vocab_size));
+    eos_id_ = tokenizer_->eos_id();
+    auto encoder = prompt::ChatEncoder::create(*tokenizer_);
+    if (encoder.is_ok()) encoder_ = std::make_unique<prompt::ChatEncoder>(std::move(encoder).value());
+    if (encoder_ && model_->config().has_vision &&
+        encoder_->geometry().patch_size != model_->config().vision.patch_size)
+      return invalid_argument(tok_path + ": image patch size differs from the model's");
+  }
+  PX_RETURN_IF_ERROR(init_pool());
+  image_cache_ = std::make_unique<engine::ImageCache>(options.image_cache_entries);
+  ttft_ = make_histogram();
+  itl_ = make_histogram();
+  publish_metrics();
+  return Status::ok();
+}
+
+Status Engine::Impl::init_pool() {
+  const auto& text = model_->config().text;
+  int64_t num_blocks = options_.num_kv_blocks;
+  if (num_blocks <= 0) {
+    if (options_.kv_cache_bytes <= 0 && options_.gpu_memory_utilization > 0)
+      return unimplemented("gpu_memory_utilization: the backend does not report its free memory; "
+                           "give num_kv_blocks or kv_cache_bytes");
+    const int64_t budget = options_.kv_cache_bytes > 0 ? options_.kv_cache_bytes : (int64_t{1} << 30);
+    const int64_t per_token = model::KvCache::bytes_per_token(text, backend_->activation_dtype());
+    PX_ASSIGN_OR_RETURN(num_blocks, kv_cache::num_blocks_for_budget(
+                                        {.budget_bytes = budget, .bytes_per_token = per_token,
+                                         .block_size = options_.block_size}));
+  }
+  engine::SchedulerParams params{
+      .num_blocks = num_blocks, .block_size = options_.block_size,
+      .max_num_batched_tokens = options_.max_num_batched_tokens, .max_num_seqs = options_.max_num_seqs,
+      .max_model_len = options_.max_model_len > 0 ? options_.max_model_len : text.max_position_embeddings,
+      .image_token_id = static_cast<int32_t>(model_->config().vision.image_token_id),
+      .enable_prefix_caching = options_.enable_prefix_caching};
+  scheduler_ = std::make_unique<engine::Scheduler>(params);
+  max_len_ = scheduler_->max_len();
+  cache_ = model_->make_kv_cache(num_blocks, options_.block_size);
+  runner_ = model_->make_decode_runner(cache_, options_.max_num_seqs,
+                                       (max_len_ + options_.block_size - 1) / options_.block_size);
+  return Status::ok();
+}
+
+Engine::Impl::~Impl() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+Result<RequestId> Engine::Impl::submit(Request request, EventCallback on_event) {
+  auto prepared = std::make_unique<PreparedRequest>();
+  PX_RETURN_IF_ERROR(prepare(request, *prepared));
+  prepared->on_event = std::move(on_event);
+  prepared->submitted = Clock::now();
+  RequestId id = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return Status(StatusCode::kCancelled, "the engine is shutting down");
+    id = next_id_++;
+    prepared->id = id;
+    live_.insert(id);
+    incoming_.push_back(std::move(prepared));
+  }
+  wake_.notify_all();
+  return id;
+}
+
+Status Engine::Impl::cancel(RequestId id) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (live_.count(id) == 0) return not_found("request " + std::to_string(id) + " is unknown or finished");
+    cancels_.push_back(id);
+  }
+  wake_.notify_all();
+  return Status::ok();
+}
+
+MetricsSnapshot Engine::Impl::metrics() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return snapshot_;
+}
+
+void Engine::Impl::wait_idle() const {
+  std::unique_lock<std::mutex> lock(mu_);
+  idle_.wait(lock, [&] { return live_.empty(); });
+}
+
+// Called by the loop thread after each step: erases finished requests, refreshes the snapshot.
+void Engine::Impl::publish_metrics() {
+  std::vector<RequestId> done;
+  for (auto it = active_.begin(); it != active_.end();) {
+    if (it->second->done) {
+      done.push_back(it->first);
+      it = active_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (options_.audit_blocks || (active_.empty() && !done.empty())) audit_ = scheduler_->block_manager().audit();
+  const kv_cache::BlockStats stats = scheduler_->block_manager().stats();
+  MetricsSnapshot m;
+  m.num_running = scheduler_->num_running();
+  m.num_waiting = scheduler_->num_waiting();
+  m.kv_blocks_total = stats.num_blocks;
+  m.kv_blocks_used = stats.num_used;
+  m.kv_blocks_cached = stats.num_cached;
+  m.kv_usage = stats.num_blocks ? static_cast<double>(stats.num_used) / static_cast<double>(stats.num_blocks) : 0;
+  m.prefix_query_blocks = stats.prefix_query_blocks;
+  m.prefix_hit_blocks = stats.prefix_hit_blocks;
+  m.prefix_cache_hit_rate = stats.prefix_query_blocks
+                                ? static_cast<double>(stats.prefix_hit_blocks) /
+                                      static_cast<double>(stats.prefix_query_blocks)
+                                : 0.0;
+  m.image_encoder_runs = image_encoder_runs_;
+  m.image_cache_hits = image_cache_hits_;
+  m.num_preemptions = scheduler_->num_preemptions();
+  m.num_steps = steps_;
+  m.requests_finished = finished_;
+  m.generated_tokens = generated_;
+  m.block_audit = audit_;
+  m.ttft = ttft_;
+  m.itl = itl_;
+  bool idle = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    m.num_waiting += static_cast<int64_t>(incoming_.size());
+    snapshot_ = std::move(m);
+    for (RequestId id : done) live_.erase(id);
+    idle = live_.empty();
+  }
+  if (idle) idle_.notify_all();
+}
+
+// ---- Engine ----
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Engine::~Engine() = default;
+
+Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
+  PX_ASSIGN_OR_RETURN(std::unique_ptr<Impl> impl, Impl::create(options));
+  return std::unique_ptr<Engine>(new Engine(std::move(impl)));
+}
+
+Result<RequestId> Engine::submit(Request request, EventCallback on_event) {
+  return impl_->submit(std::move(request), std::move(on_event));
+}
+Status Engine::cancel(RequestId id) { return impl_->cancel(id); }
+MetricsSnapshot Engine::metrics() const { return impl_->metrics(); }
+void Engine::wait_idle() const { impl_->wait_idle(); }
+int32_t Engine::eos_id() const { return impl_->eos_id(); }
+int64_t Engine::vocab_size() const { return impl_->vocab_size(); }
+
+}  // namespace pixtral

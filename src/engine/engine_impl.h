@@ -1,0 +1,134 @@
+// Engine::Impl: the state behind include/pixtral/engine.h. Requests are prepared (encoded,
+// validated) on the submitting thread, handed to the loop thread through a mutex-guarded queue,
+// and from then on owned by the loop thread, which alone touches the scheduler, the model, the KV
+// cache and the image cache. Metrics are published under the mutex after every step.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "engine/image_cache.h"
+#include "engine/sampler.h"
+#include "engine/scheduler.h"
+#include "engine/stop_checker.h"
+#include "model/pixtral_model.h"
+#include "pixtral/engine.h"
+#include "prompt/chat_encoder.h"
+#include "tokenizer/tokenizer.h"
+
+namespace pixtral {
+
+using Clock = std::chrono::steady_clock;
+
+// A request after submit(): token ids, pixels and their content hashes, validated sampling.
+struct PreparedRequest {
+  RequestId id = 0;
+  std::vector<int32_t> prompt;
+  std::vector<PixelImage> images;
+  std::vector<kv_cache::ImageSpan> spans;  // per image: hash and token range
+  std::vector<int64_t> image_rows;         // per image: its [IMG] tokens (feature rows)
+  engine::SamplingParams sampling;
+  int64_t max_tokens = 0;
+  EventCallback on_event;
+  Clock::time_point submitted;
+};
+
+// A request the loop thread owns: the prepared request and its per-request generation state.
+struct ActiveRequest {
+  PreparedRequest req;
+  std::optional<engine::Sampler> sampler;
+  std::optional<engine::StopChecker> stop;
+  std::optional<tokenizer::StreamingDetokenizer> detok;
+  std::vector<std::shared_ptr<const engine::ImageFeatures>> features;  // per image, once encoded
+  backend::TensorBuffer assembled;  // all images' rows when it has several
+  int64_t generated = 0;
+  int64_t cached_prompt_tokens = 0;
+  std::optional<Clock::time_point> last_token;
+  bool scheduled = false;  // cached_prompt_tokens recorded
+  bool done = false;       // its last event went out; erased after the step
+};
+
+// Adds one latency sample (milliseconds) to a histogram.
+void record_latency(Histogram& h, double ms);
+inline double ms_since(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+class Engine::Impl {
+ public:
+  static Result<std::unique_ptr<Impl>> create(const EngineOptions& options);
+  ~Impl();
+
+  Result<RequestId> submit(Request request, EventCallback on_event);
+  Status cancel(RequestId id);
+  MetricsSnapshot metrics() const;
+  void wait_idle() const;
+  int32_t eos_id() const { return eos_id_; }
+  int64_t vocab_size() const { return model_->config().text.vocab_size; }
+
+ private:
+  Impl() = default;
+  Status init(const EngineOptions& options);
+  Status init_pool();
+
+  // engine_request.cpp (calling thread)
+  Status prepare(Request& request, PreparedRequest& out) const;
+  Status encode_chat(Request& request, PreparedRequest& out) const;
+  Status hash_images(PreparedRequest& out) const;
+
+  // engine_step.cpp (loop thread)
+  void loop();
+  bool take_inputs();  // admits queued requests, applies cancels; false when stopping
+  void admit(std::unique_ptr<PreparedRequest> req);
+  void apply_cancels();
+  void run_step();
+  Status encode_images(const engine::SchedulerOutput& out);
+  backend::Tensor features_of(engine::SeqId seq);
+  Result<std::vector<float>> forward(const engine::SchedulerOutput& out);
+  void sample_step(const engine::SchedulerOutput& out, const std::vector<float>& logits);
+  void finish(ActiveRequest& a, Event& event, FinishReason reason, bool remove_from_scheduler);
+  void fail_step(const engine::SchedulerOutput& out, const Status& status);
+  void publish_metrics();
+  void emit(ActiveRequest& a, const Event& event);
+
+  EngineOptions options_;
+  std::unique_ptr<backend::Backend> backend_;
+  std::unique_ptr<model::PixtralModel> model_;
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
+  std::unique_ptr<prompt::ChatEncoder> encoder_;
+  int32_t eos_id_ = 2;
+  int64_t max_len_ = 0;
+
+  // Loop thread only.
+  model::KvCache cache_;
+  std::unique_ptr<model::DecodeRunner> runner_;
+  std::unique_ptr<engine::Scheduler> scheduler_;
+  std::unique_ptr<engine::ImageCache> image_cache_;
+  engine::SamplerWorkspace workspace_;
+  std::unordered_map<RequestId, std::unique_ptr<ActiveRequest>> active_;
+  int64_t image_encoder_runs_ = 0, image_cache_hits_ = 0, steps_ = 0, finished_ = 0, generated_ = 0;
+  Histogram ttft_, itl_;
+  Status audit_;
+
+  // Shared, under mu_.
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  mutable std::condition_variable idle_;
+  std::deque<std::unique_ptr<PreparedRequest>> incoming_;
+  std::vector<RequestId> cancels_;
+  std::unordered_set<RequestId> live_;  // submitted and not finished
+  RequestId next_id_ = 1;
+  bool stopping_ = false;
+  MetricsSnapshot snapshot_;
+  std::thread thread_;
+};
+
+}  // namespace pixtral

@@ -1,0 +1,214 @@
+// The engine loop (its own thread): take submissions and cancels, schedule a step, encode the
+// images it needs (through the image cache), run the model, sample each request, emit events,
+// update the scheduler. One request's failure ends that request only.
+#include <algorithm>
+
+#include "engine/engine_impl.h"
+#include "engine/scheduler_batch.h"
+
+namespace pixtral {
+
+void Engine::Impl::loop() {
+  while (take_inputs()) {
+    if (!active_.empty()) run_step();
+    publish_metrics();
+  }
+  for (auto& [id, a] : active_) {  // shutdown: every request still here is cancelled
+    if (a->done) continue;
+    Event event;
+    finish(*a, event, FinishReason::kCancelled, true);
+  }
+  publish_metrics();
+}
+
+bool Engine::Impl::take_inputs() {
+  std::deque<std::unique_ptr<PreparedRequest>> incoming;
+  std::vector<RequestId> cancels;
+  bool stopping = false;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    wake_.wait(lock, [&] { return stopping_ || !incoming_.empty() || !cancels_.empty() || !active_.empty(); });
+    incoming.swap(incoming_);
+    cancels.swap(cancels_);
+    stopping = stopping_;
+  }
+  for (auto& req : incoming) admit(std::move(req));
+  for (RequestId id : cancels) {
+    auto it = active_.find(id);
+    if (it == active_.end() || it->second->done) continue;
+    Event event;
+    finish(*it->second, event, FinishReason::kCancelled, true);
+  }
+  return !stopping;
+}
+
+void Engine::Impl::admit(std::unique_ptr<PreparedRequest> req) {
+  auto a = std::make_unique<ActiveRequest>();
+  a->req = std::move(*req);
+  const RequestId id = a->req.id;
+  a->sampler.emplace(a->req.sampling, engine::SamplerContext{.prompt = a->req.prompt, .eos_id = eos_id_});
+  a->stop.emplace(engine::StopConfig::from(a->req.sampling, eos_id_, a->req.max_tokens));
+  if (tokenizer_) a->detok.emplace(*tokenizer_);
+  a->features.resize(a->req.images.size());
+  ActiveRequest& ref = *a;
+  active_.emplace(id, std::move(a));
+  Status added = scheduler_->add({.id = engine::SeqId{id}, .prompt = ref.req.prompt, .images = ref.req.spans,
+                                  .max_tokens = ref.req.max_tokens});
+  if (!added.is_ok()) {
+    Event event;
+    event.error = added;
+    finish(ref, event, FinishReason::kError, false);
+  }
+}
+
+void Engine::Impl::emit(ActiveRequest& a, const Event& event) {
+  if (a.req.on_event) a.req.on_event(event);
+}
+
+// Sends the last event of a request and forgets it (it is erased after the step).
+void Engine::Impl::finish(ActiveRequest& a, Event& event, FinishReason reason, bool remove_from_scheduler) {
+  if (remove_from_scheduler) (void)scheduler_->finish(engine::SeqId{a.req.id});
+  event.id = a.req.id;
+  event.finish = reason;
+  if (reason == FinishReason::kError && event.error.is_ok()) event.error = internal_error("request failed");
+  event.usage = {.prompt_tokens = static_cast<int64_t>(a.req.prompt.size()),
+                 .completion_tokens = a.generated,
+                 .cached_prompt_tokens = a.cached_prompt_tokens};
+  a.done = true;
+  a.features.clear();
+  a.assembled = {};
+  ++finished_;
+  emit(a, event);
+}
+
+// Ends every request of a step that could not run.
+void Engine::Impl::fail_step(const engine::SchedulerOutput& out, const Status& status) {
+  for (const auto& chunk : out.chunks) {
+    auto it = active_.find(chunk.seq.value);
+    if (it == active_.end() || it->second->done) continue;
+    Event event;
+    event.error = status;
+    finish(*it->second, event, FinishReason::kError, true);
+  }
+}
+
+void Engine::Impl::run_step() {
+  const engine::SchedulerOutput out = scheduler_->schedule();
+  if (out.empty()) return;
+  ++steps_;
+  for (const auto& chunk : out.chunks) {
+    auto it = active_.find(chunk.seq.value);
+    if (it != active_.end() && !it->second->scheduled) {
+      it->second->scheduled = true;
+      it->second->cached_prompt_tokens = chunk.start_pos;
+    }
+  }
+  if (Status s = encode_images(out); !s.is_ok()) return fail_step(out, s);
+  auto logits = forward(out);
+  if (!logits.is_ok()) return fail_step(out, logits.status());
+  // Cancels that arrived while the step ran: update() skips the cancelled sequences.
+  std::vector<RequestId> cancels;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancels.swap(cancels_);
+  }
+  for (RequestId id : cancels) {
+    auto it = active_.find(id);
+    if (it == active_.end() || it->second->done) continue;
+    Event event;
+    finish(*it->second, event, FinishReason::kCancelled, true);
+  }
+  sample_step(out, *logits);
+}
+
+// Makes sure every image listed by the step has features: from the request itself (encoded
+// before a preemption), the image cache, another request of this step, or one encoder call.
+Status Engine::Impl::encode_images(const engine::SchedulerOutput& out) {
+  std::vector<model::ImageInput> inputs;
+  std::vector<kv_cache::ContentHash> hashes;
+  std::vector<int64_t> rows;
+  std::vector<std::vector<std::pair<ActiveRequest*, int64_t>>> waiters;  // per input
+  for (const engine::ImageToEncode& e : out.images_to_encode) {
+    auto it = active_.find(e.seq.value);
+    if (it == active_.end() || it->second->done) continue;
+    ActiveRequest& a = *it->second;
+    const auto k = static_cast<size_t>(e.image);
+    if (a.features[k]) continue;
+    if (auto f = image_cache_->find(e.hash)) {
+      a.features[k] = std::move(f);
+      ++image_cache_hits_;
+      continue;
+    }
+    const auto pending = std::find(hashes.begin(), hashes.end(), e.hash);
+    if (pending != hashes.end()) {
+      waiters[static_cast<size_t>(pending - hashes.begin())].push_back({&a, e.image});
+      ++image_cache_hits_;
+      continue;
+    }
+    const PixelImage& im = a.req.images[k];
+    inputs.push_back({im.height, im.width, im.pixels.data()});
+    hashes.push_back(e.hash);
+    rows.push_back(a.req.image_rows[k]);
+    waiters.push_back({{&a, e.image}});
+  }
+  if (inputs.empty()) return Status::ok();
+  PX_ASSIGN_OR_RETURN(backend::TensorBuffer encoded, model_->encode_images(inputs));
+  image_encoder_runs_ += static_cast<int64_t>(inputs.size());
+  auto owner = std::make_shared<backend::TensorBuffer>(std::move(encoded));
+  int64_t row = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    auto features = std::make_shared<engine::ImageFeatures>();
+    features->owner = owner;
+    features->rows = owner->tensor().rows(row, row + rows[i]);
+    row += rows[i];
+    image_cache_->insert(hashes[i], features);
+    for (auto [a, k] : waiters[i]) a->features[static_cast<size_t>(k)] = features;
+  }
+  if (row != owner->tensor().dim(0)) return internal_error("the vision encoder returned an unexpected number of rows");
+  return Status::ok();
+}
+
+// All of a sequence's feature rows: the one image's features, or (several images) a buffer the
+// request owns into which the features present now are copied (rows of images that are not
+// encoded belong to the cached prefix and are never read).
+backend::Tensor Engine::Impl::features_of(engine::SeqId seq) {
+  auto it = active_.find(seq.value);
+  if (it == active_.end()) return {};
+  ActiveRequest& a = *it->second;
+  if (a.features.size() == 1) return a.features[0] ? a.features[0]->rows : backend::Tensor{};
+  int64_t total = 0;
+  for (int64_t r : a.req.image_rows) total += r;
+  const engine::ImageFeatures* first = nullptr;
+  for (const auto& f : a.features)
+    if (f && !first) first = f.get();
+  if (first == nullptr) return {};
+  if (a.assembled.tensor().empty()) a.assembled = backend_->alloc(first->rows.dtype, {total, first->rows.dim(1)});
+  int64_t row = 0;
+  for (size_t k = 0; k < a.features.size(); ++k) {
+    const int64_t n = a.req.image_rows[k];
+    if (a.features[k]) backend_->copy(a.features[k]->rows, a.assembled.tensor().rows(row, row + n));
+    row += n;
+  }
+  return a.assembled.tensor();
+}
+
+Result<std::vector<float>> Engine::Impl::forward(const engine::SchedulerOutput& out) {
+  engine::DecoderBatchParams params{.step = &out, .scheduler = scheduler_.get(),
+                                    .image_features = [this](engine::SeqId s) { return features_of(s); }};
+  PX_ASSIGN_OR_RETURN(model::DecoderBatch batch, engine::build_decoder_batch(params));
+  const int64_t vocab = model_->config().text.vocab_size;
+  std::vector<float> logits(batch.seqs.size() * static_cast<size_t>(vocab));
+  const bool pure_decode = std::all_of(batch.seqs.begin(), batch.seqs.end(), [](const model::SequenceChunk& c) {
+    return c.token_ids.size() == 1 && c.image_embeds.empty();
+  });
+  if (pure_decode && runner_) {
+    PX_ASSIGN_OR_RETURN(backend::Tensor t, runner_->step(batch));
+    backend_->download_f32(t, logits.data());
+  } else {
+    PX_ASSIGN_OR_RETURN(backend::TensorBuffer t, model_->forward(batch, cache_));
+    backend_->download_f32(t, logits.data());
+  }
+  return logits;
+}
+
+}  // namespace pixtral
