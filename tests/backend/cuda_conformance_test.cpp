@@ -2,6 +2,7 @@
 // sequences and segments, block boundaries, GQA and not, head_dim 16/24/64/128): ‖cuda − cpu‖/‖cpu‖
 // <= 1e-2 and never NaN. Inputs are bf16-exact so only the CUDA side's bf16 rounding differs.
 #include <algorithm>
+#include <cstdlib>
 #include <numeric>
 
 #include "cuda_test_util.h"
@@ -52,6 +53,46 @@ TEST(CudaConformance, Matmul) {
         EXPECT_LE(rel_error(y), kOpTolerance) << c.m << "x" << c.n << "x" << c.k << " bias " << bias << " acc "
                                               << accumulate;
       }
+}
+
+// Every split of the GEMV's K range over warps (PIXTRAL_CUDA_GEMV_WPC), on a backend of its own:
+// uneven slices (K/8 not a multiple of the warps), slices with no work (K = 8), long slices (the
+// 4-load unrolled loop), M = 1..8, bias and the residual add.
+TEST(CudaConformance, MatmulGemvWarpsPerColumn) {
+  SKIP_WITHOUT_CUDA();
+  const MatmulCase cases[] = {{1, 130, 5120}, {1, 33, 1032}, {3, 17, 8}, {8, 40, 2056}, {1, 1024, 14336}};
+  for (const char* wpc : {"1", "2", "4", "8"}) {
+    setenv("PIXTRAL_CUDA_GEMV_WPC", wpc, 1);
+    std::unique_ptr<Backend> g = std::move(make_cuda_backend(0)).value();
+    unsetenv("PIXTRAL_CUDA_GEMV_WPC");
+    uint64_t seed = 100;
+    bool flag = false;
+    for (const auto& c : cases) {
+      flag = !flag;
+      auto up = [&](const std::vector<float>& host, Shape shape) {
+        Both b{cpu().alloc(DType::kF32, shape), g->alloc(DType::kBF16, shape)};
+        cpu().upload(host.data(), DType::kF32, b.c);
+        g->upload(host.data(), DType::kF32, b.g);
+        return b;
+      };
+      Both x = up(random_bf16(c.m * c.k, ++seed), {c.m, c.k});
+      Both w = up(random_bf16(c.n * c.k, ++seed, 0.1f), {c.n, c.k});
+      Both bias = up(random_bf16(c.n, ++seed), {c.n});
+      Both y = up(random_bf16(c.m * c.n, ++seed), {c.m, c.n});
+      cpu().matmul({.x = x.c, .w = w.c, .bias = flag ? bias.c.tensor() : Tensor{}, .y = y.c, .accumulate = !flag});
+      g->matmul({.x = x.g, .w = w.g, .bias = flag ? bias.g.tensor() : Tensor{}, .y = y.g, .accumulate = !flag});
+      std::vector<float> want(static_cast<size_t>(c.m * c.n)), got(want.size());
+      cpu().download_f32(y.c, want.data());
+      g->download_f32(y.g, got.data());
+      double num = 0, den = 0;
+      for (size_t i = 0; i < want.size(); ++i) {
+        ASSERT_TRUE(std::isfinite(got[i])) << i;
+        num += (static_cast<double>(got[i]) - want[i]) * (static_cast<double>(got[i]) - want[i]);
+        den += static_cast<double>(want[i]) * want[i];
+      }
+      EXPECT_LE(std::sqrt(num / den), kOpTolerance) << "wpc " << wpc << " " << c.m << "x" << c.n << "x" << c.k;
+    }
+  }
 }
 
 TEST(CudaConformance, RmsNorm) {

@@ -5,7 +5,10 @@
 // the GQA group, at most kMaxPairs), streams keys in tiles of kKeyTile through shared memory and
 // keeps an online softmax (base-2 exponent, q pre-scaled by scale·log2 e) per pair. For short
 // query tiles (decode) the key range is split over gridDim.z blocks; a second kernel combines the
-// partial (acc, max, sum) triples.
+// partial (acc, max, sum) triples. The split length is derived on the device from the sequence's
+// real kv_len (flash::split_len_for), so a launch sized for the cache capacity (a CUDA graph) does
+// work proportional to the real context: splits past it exit at once and the combine reads only
+// the splits that exist.
 // head_dim 64 and 128 with 16-byte aligned tensors take the tensor-core kernel of
 // cuda_attention_flash.cuh instead; both share the partial layout and combine_kernel.
 #include "backend/cuda/cuda_attention_flash.cuh"
@@ -23,8 +26,10 @@ constexpr int kSlots = kMaxHd / 32;             // output dims per lane: lane + 
 constexpr float kLog2e = 1.4426950408889634f;
 
 struct Launch {
-  int64_t rows_per_tile = 1, tiles_per_seq = 1, splits = 1, split_len = 0;
+  int64_t rows_per_tile = 1, tiles_per_seq = 1, splits = 1, min_split = 0;
 };
+constexpr int64_t kMinSplit = 256;      // keys per split, at least (CUDA-core and 4-warp kernels)
+constexpr int64_t kMinSplitDecode = 64;  // 1-warp (decode) tensor-core kernel: short latency-bound splits
 
 __device__ inline float warp_max(float v) {
   for (int off = 16; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
@@ -79,8 +84,10 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
   const int64_t rows_here = min(l.rows_per_tile, q_len - row0);
   const int64_t pairs = rows_here * group;
   const int64_t tile_end = a.causal ? kv - q_len + row0 + rows_here : kv;  // exclusive
-  const int64_t k_begin = split * l.split_len;
-  const int64_t k_end = min(tile_end, k_begin + l.split_len);
+  const int64_t split_len = flash::split_len_for(kv, l.splits, kKeyTile, l.min_split);
+  const int64_t k_begin = split * split_len;
+  if (k_begin >= tile_end) return;  // no work; combine_kernel does not read this split
+  const int64_t k_end = min(tile_end, k_begin + split_len);
   const float qscale = a.scale * kLog2e;
 
   for (int64_t idx = threadIdx.x; idx < pairs * hd; idx += blockDim.x) {
@@ -171,35 +178,48 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
   }
 }
 
-// One block per (row, head): out = Σ_z 2^(m_z − M)·acc_z / Σ_z 2^(m_z − M)·l_z. The split weights
-// go through shared memory, then thread d sums dimension d over the splits (coalesced loads).
+// One block per (row, head): out = Σ_z 2^(m_z − M)·acc_z / Σ_z 2^(m_z − M)·l_z over the splits
+// that hold keys of this row (recomputed from device kv_len exactly as the attention kernels split
+// it; the others were never written). The split weights go through shared memory, then thread d
+// sums dimension d over the splits (coalesced loads). Rows outside every sequence are left as is.
 constexpr int kCombineThreads = 128;
 constexpr int kMaxSplits = 128;
 __global__ void __launch_bounds__(kCombineThreads)
-    combine_kernel(const float* partial, bf16* out, int64_t splits, int64_t hd) {
+    combine_kernel(AttentionArgs a, int64_t splits, int64_t tile, int64_t min_split, const float* partial) {
   __shared__ float wgt[kMaxSplits];
   __shared__ float red[kCombineThreads / 32];
-  const int64_t item = blockIdx.x;
+  const int64_t item = blockIdx.x, hd = a.head_dim, row = item / a.num_heads;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  if (row >= a.q_start[a.num_seqs]) return;
+  int64_t lo = 0, hi = a.num_seqs - 1;  // the sequence of this row: last s with q_start[s] <= row
+  while (lo < hi) {
+    const int64_t mid = (lo + hi + 1) / 2;
+    if (a.q_start[mid] <= row) lo = mid; else hi = mid - 1;
+  }
+  const int64_t q_begin = a.q_start[lo], q_len = a.q_start[lo + 1] - q_begin;
+  const int64_t kv = a.causal ? a.kv_len[lo] : q_len;
+  const int64_t limit = a.causal ? kv - q_len + (row - q_begin) + 1 : kv;  // keys this row sees
+  const int64_t split_len = flash::split_len_for(kv, splits, tile, min_split);
+  const int64_t used = limit > 0 ? min(splits, (limit + split_len - 1) / split_len) : 0;
   const float* base = partial + item * splits * (hd + 2);
-  float mz = tid < splits ? base[tid * (hd + 2) + hd] : -INFINITY;
+  float mz = tid < used ? base[tid * (hd + 2) + hd] : -INFINITY;
   float mx = warp_max(mz);
   if (lane == 0) red[warp] = mx;
   __syncthreads();
   mx = fmaxf(fmaxf(red[0], red[1]), fmaxf(red[2], red[3]));
   __syncthreads();
   const float w = mz == -INFINITY ? 0.0f : exp2f(mz - mx);
-  if (tid < splits) wgt[tid] = w;
-  const float lw = warp_sum(tid < splits && w > 0.0f ? w * base[tid * (hd + 2) + hd + 1] : 0.0f);
+  if (tid < used) wgt[tid] = w;
+  const float lw = warp_sum(tid < used && w > 0.0f ? w * base[tid * (hd + 2) + hd + 1] : 0.0f);
   if (lane == 0) red[warp] = lw;
   __syncthreads();
   const float total = red[0] + red[1] + red[2] + red[3];
   const float inv = total > 0.0f ? 1.0f / total : 0.0f;
   for (int64_t d = tid; d < hd; d += kCombineThreads) {
     float v = 0.0f;
-    for (int64_t z = 0; z < splits; ++z)
+    for (int64_t z = 0; z < used; ++z)
       if (wgt[z] > 0.0f) v += wgt[z] * base[z * (hd + 2) + d];
-    out[item * hd + d] = __float2bfloat16_rn(v * inv);
+    a.out[item * hd + d] = __float2bfloat16_rn(v * inv);
   }
 }
 
@@ -212,10 +232,9 @@ Launch plan(const AttentionArgs& a, int num_sms) {
   const int64_t max_kv = std::max<int64_t>(1, a.max_kv_len);
   const int64_t want = 4LL * num_sms;  // enough blocks to cover the machine a few times over
   int64_t splits = 1;
-  if (blocks < want) splits = std::min<int64_t>((want + blocks - 1) / blocks, (max_kv + 255) / 256);
-  splits = std::clamp<int64_t>(splits, 1, kMaxSplits);
-  l.split_len = ((max_kv + splits - 1) / splits + kKeyTile - 1) / kKeyTile * kKeyTile;
-  l.splits = (max_kv + l.split_len - 1) / l.split_len;
+  if (blocks < want) splits = std::min<int64_t>((want + blocks - 1) / blocks, (max_kv + kMinSplit - 1) / kMinSplit);
+  l.splits = std::clamp<int64_t>(splits, 1, kMaxSplits);
+  l.min_split = kMinSplit;
   return l;
 }
 
@@ -238,18 +257,17 @@ constexpr int flash_bn(int warps) { return warps == 1 ? 32 : 64; }
 
 flash::FlashLaunch plan_flash(const AttentionArgs& a, int num_sms) {
   flash::FlashLaunch l;
-  const int warps = flash_warps(a), bn = flash_bn(warps);
+  const int warps = flash_warps(a);
   const int64_t group = a.num_heads / a.num_kv_heads, bm = 16 * warps;
   l.tiles_per_seq = std::max<int64_t>(1, (a.max_q_len * group + bm - 1) / bm);
   const int64_t blocks = a.num_seqs * l.tiles_per_seq * a.num_kv_heads;
   const int64_t max_kv = std::max<int64_t>(1, a.max_kv_len);
   // Enough blocks to fill the machine: small (one-warp) blocks run many per SM.
   const int64_t want = (warps == 1 ? 8LL : 2LL) * num_sms;
+  l.min_split = warps == 1 ? kMinSplitDecode : kMinSplit;
   int64_t splits = 1;
-  if (blocks < want) splits = std::min<int64_t>((want + blocks - 1) / blocks, (max_kv + 255) / 256);
-  splits = std::clamp<int64_t>(splits, 1, kMaxSplits);
-  l.split_len = ((max_kv + splits - 1) / splits + bn - 1) / bn * bn;
-  l.splits = (max_kv + l.split_len - 1) / l.split_len;
+  if (blocks < want) splits = std::min<int64_t>((want + blocks - 1) / blocks, (max_kv + l.min_split - 1) / l.min_split);
+  l.splits = std::clamp<int64_t>(splits, 1, kMaxSplits);
   return l;
 }
 
@@ -287,11 +305,13 @@ int64_t attention_workspace_floats(const AttentionArgs& a, int num_sms) {
 
 void launch_attention(const AttentionArgs& a, float* workspace, int num_sms, cudaStream_t s) {
   if (a.total_rows == 0 || a.num_seqs == 0) return;
-  int64_t splits = 1;
+  int64_t splits = 1, tile = kKeyTile, min_split = kMinSplit;
   if (use_flash(a)) {
     const flash::FlashLaunch l = plan_flash(a, num_sms);
     launch_flash(a, l, workspace, s);
     splits = l.splits;
+    tile = flash_bn(flash_warps(a));
+    min_split = l.min_split;
   } else {
     const Launch l = plan(a, num_sms);
     const dim3 grid(static_cast<unsigned int>(a.num_seqs * l.tiles_per_seq),
@@ -302,7 +322,7 @@ void launch_attention(const AttentionArgs& a, float* workspace, int num_sms, cud
   }
   if (splits > 1) {
     const int64_t items = a.total_rows * a.num_heads;
-    combine_kernel<<<static_cast<unsigned int>(items), kCombineThreads, 0, s>>>(workspace, a.out, splits, a.head_dim);
+    combine_kernel<<<static_cast<unsigned int>(items), kCombineThreads, 0, s>>>(a, splits, tile, min_split, workspace);
     CUDA_CHECK_LAUNCH();
   }
 }

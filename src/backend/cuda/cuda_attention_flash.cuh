@@ -6,7 +6,7 @@
 // m16n8k16 (fp32 accumulation) and keeps an fp32 online softmax (base 2). Each warp owns 16
 // pairs. With gridDim.z > 1 the key range is split and the partial (acc, max, sum) triples go to
 // the workspace for combine_kernel; a split past the sequence's real kv_len (read from device
-// memory) writes max = −inf and exits, so a launch sized for a larger max_kv_len stays correct.
+// memory) exits at once, so a launch sized for a larger max_kv_len stays correct and cheap.
 #pragma once
 
 #include "backend/cuda/cuda_common.h"
@@ -14,8 +14,18 @@
 namespace pixtral::backend::cuda::flash {
 
 struct FlashLaunch {
-  int64_t tiles_per_seq = 1, splits = 1, split_len = 0;
+  int64_t tiles_per_seq = 1, splits = 1, min_split = 0;
 };
+
+// Keys per split of a sequence with kv keys: the launch's `splits` spread over the real context
+// (read from device memory, so a graph launched for the cache capacity splits a short context
+// finely), at least min_len, a multiple of the key tile. The attention kernels and combine_kernel
+// compute it identically: the combine reads exactly the splits that hold work.
+__host__ __device__ inline int64_t split_len_for(int64_t kv, int64_t splits, int64_t tile, int64_t min_len) {
+  int64_t len = (kv + splits - 1) / splits;
+  len = len > min_len ? len : min_len;
+  return (len + tile - 1) / tile * tile;
+}
 
 __device__ inline uint32_t smem_u32(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
 
@@ -110,8 +120,12 @@ __global__ void __launch_bounds__(WARPS * 32) flash_kernel(AttentionArgs a, Flas
   const int64_t diag = kv - q_len;  // causal: query row i sees keys 0..diag + i
   const int64_t first_row = p0 / group, last_row = (min(pairs, p0 + BM) - 1) / group;
   const int64_t tile_end = a.causal ? diag + last_row + 1 : kv;
-  const int64_t k_begin = split * l.split_len;
-  const int64_t k_end = min(tile_end, k_begin + l.split_len);
+  const int64_t split_len = split_len_for(kv, l.splits, BN, l.min_split);
+  const int64_t k_begin = split * split_len;
+  // Splits past this tile's keys have no work and write nothing: combine_kernel stops at the last
+  // split below each row's own key limit, which is at most tile_end.
+  if (k_begin >= tile_end) return;
+  const int64_t k_end = min(tile_end, k_begin + split_len);
   // Keys at or past this need the per-row mask (causal diagonal or the end of the range).
   const int64_t mask_from = min(k_end, a.causal ? diag + first_row + 1 : kv);
   const int64_t n_tiles = k_end > k_begin ? (k_end - k_begin + BN - 1) / BN : 0;

@@ -45,9 +45,18 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   }
   const char* gemv = std::getenv("PIXTRAL_CUDA_GEMV");  // "0": small-M matmuls through cuBLASLt too
   use_gemv_ = !(gemv != nullptr && std::strcmp(gemv, "0") == 0);
+  // "1", "2", "4" or "8": force the warps per output column of the GEMV (benchmarks, tests).
+  if (const char* wpc = std::getenv("PIXTRAL_CUDA_GEMV_WPC"); wpc != nullptr) {
+    const int v = std::atoi(wpc);
+    PX_CHECK_MSG(v == 0 || v == 1 || v == 2 || v == 4 || v == 8, "PIXTRAL_CUDA_GEMV_WPC is 0, 1, 2, 4 or 8");
+    gemv_wpc_ = v;
+  }
 }
 
 CudaBackend::~CudaBackend() {
+  cudaStreamSynchronize(stream_);
+  for (void* p : retired_ws_) cudaFreeAsync(p, stream_);
+  if (split_ws_ != nullptr) cudaFreeAsync(split_ws_, stream_);
   cudaStreamSynchronize(stream_);
   for (auto& [key, plan] : plans_) {
     cublasLtMatrixLayoutDestroy(plan.a);
@@ -86,6 +95,17 @@ void* CudaBackend::scratch(size_t bytes) {
 }
 
 void CudaBackend::free_scratch(void* ptr) { CUDA_CHECK(cudaFreeAsync(ptr, stream_)); }
+
+float* CudaBackend::split_workspace(size_t bytes) {
+  if (bytes <= split_ws_bytes_) return static_cast<float*>(split_ws_);
+  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+  CUDA_CHECK(cudaStreamIsCapturing(stream_, &capturing));
+  if (capturing != cudaStreamCaptureStatusNone) return nullptr;
+  if (split_ws_ != nullptr) retired_ws_.push_back(split_ws_);
+  split_ws_bytes_ = std::max<size_t>({bytes, 2 * split_ws_bytes_, size_t{4} << 20});
+  CUDA_CHECK(cudaMallocAsync(&split_ws_, split_ws_bytes_, stream_));
+  return static_cast<float*>(split_ws_);
+}
 
 int CudaBackend::next_slot() {
   const int slot = staging_next_;

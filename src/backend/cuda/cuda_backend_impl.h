@@ -9,6 +9,7 @@
 #include <array>
 #include <map>
 #include <tuple>
+#include <vector>
 
 #include "backend/backend.h"
 #include "backend/cuda/cuda_common.h"
@@ -69,10 +70,16 @@ class CudaBackend final : public Backend {
   int next_slot();
   void* scratch(size_t bytes);  // stream-ordered temporary, freed by the caller via free_scratch
   void free_scratch(void* ptr);
+  // Attention's split-KV partials: one persistent buffer, grown outside capture (the warm-up run
+  // before a capture sizes it), so a decode step pays no allocation per layer. Returns nullptr
+  // when it would have to grow during a capture: the caller then takes a scratch allocation.
+  float* split_workspace(size_t bytes);
+  void attention_with_workspace(const cuda::AttentionArgs& a);
 
   int device_ = 0;
   int num_sms_ = 0;
   bool use_gemv_ = true;
+  int gemv_wpc_ = 0;  // warps per GEMV output column; 0 = chosen per shape (PIXTRAL_CUDA_GEMV_WPC)
   cudaStream_t stream_ = nullptr;
   cublasLtHandle_t lt_ = nullptr;
   void* workspace_ = nullptr;
@@ -80,6 +87,10 @@ class CudaBackend final : public Backend {
   std::array<void*, kStagingSlots> staging_{};
   std::array<cudaEvent_t, kStagingSlots> staging_done_{};
   int staging_next_ = 0;
+  void* split_ws_ = nullptr;
+  size_t split_ws_bytes_ = 0;
+  // Outgrown workspaces stay allocated until destruction: graphs captured earlier point at them.
+  std::vector<void*> retired_ws_;
 };
 
 }  // namespace pixtral::backend

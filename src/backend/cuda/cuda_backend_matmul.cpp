@@ -83,7 +83,7 @@ void CudaBackend::matmul(const MatmulParams& p) {
   const bool gemv = use_gemv_ && m <= cuda::kGemvMaxM && k % 8 == 0 && common_alignment({p.x.data, p.w.data}) >= 16;
   if (gemv) {
     cuda::launch_gemv(p.x.as<cuda::bf16>(), p.w.as<cuda::bf16>(), p.bias.empty() ? nullptr : p.bias.as<cuda::bf16>(),
-                      p.y.as<cuda::bf16>(), m, n, k, p.accumulate, stream_);
+                      p.y.as<cuda::bf16>(), m, n, k, p.accumulate, gemv_wpc_, num_sms_, stream_);
     return;
   }
   matmul_cublaslt(p);

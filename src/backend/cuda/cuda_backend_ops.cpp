@@ -90,9 +90,8 @@ void CudaBackend::kv_write(const KvWriteParams& p) {
   PX_CHECK_MSG(p.v.shape == p.k.shape && p.v_cache.shape == p.k_cache.shape, "kv_write shapes");
   PX_CHECK_MSG(p.k_cache.dim(2) * p.k_cache.dim(3) == row, "kv_write row size");
   check_i32(p.slot_mapping, t, "kv_write slot_mapping I32 [T]");
-  const int32_t* map = p.slot_mapping.as<int32_t>();
-  cuda::launch_copy_rows(p.k.data, nullptr, t, p.k_cache.data, map, slots, t, row * 2, stream_);
-  cuda::launch_copy_rows(p.v.data, nullptr, t, p.v_cache.data, map, slots, t, row * 2, stream_);
+  cuda::launch_kv_write(p.k.data, p.v.data, p.k_cache.data, p.v_cache.data, p.slot_mapping.as<int32_t>(), slots, t,
+                        row * 2, stream_);
 }
 
 void CudaBackend::paged_attention(const PagedAttentionParams& p) {
@@ -124,10 +123,16 @@ void CudaBackend::paged_attention(const PagedAttentionParams& p) {
   a.total_rows = rows;
   a.scale = p.scale;
   a.causal = true;
-  const int64_t ws = cuda::attention_workspace_floats(a, num_sms_);
-  float* workspace = ws > 0 ? static_cast<float*>(scratch(static_cast<size_t>(ws) * 4)) : nullptr;
+  attention_with_workspace(a);
+}
+
+void CudaBackend::attention_with_workspace(const cuda::AttentionArgs& a) {
+  const size_t bytes = static_cast<size_t>(cuda::attention_workspace_floats(a, num_sms_)) * 4;
+  float* workspace = bytes > 0 ? split_workspace(bytes) : nullptr;
+  const bool temporary = bytes > 0 && workspace == nullptr;
+  if (temporary) workspace = static_cast<float*>(scratch(bytes));
   cuda::launch_attention(a, workspace, num_sms_, stream_);
-  if (workspace != nullptr) free_scratch(workspace);
+  if (temporary) free_scratch(workspace);
 }
 
 void CudaBackend::varlen_attention(const VarlenAttentionParams& p) {
@@ -151,10 +156,7 @@ void CudaBackend::varlen_attention(const VarlenAttentionParams& p) {
   a.total_rows = n;
   a.scale = p.scale;
   a.causal = false;
-  const int64_t ws = cuda::attention_workspace_floats(a, num_sms_);
-  float* workspace = ws > 0 ? static_cast<float*>(scratch(static_cast<size_t>(ws) * 4)) : nullptr;
-  cuda::launch_attention(a, workspace, num_sms_, stream_);
-  if (workspace != nullptr) free_scratch(workspace);
+  attention_with_workspace(a);
 }
 
 }  // namespace pixtral::backend

@@ -45,6 +45,9 @@ void launch_gelu(bf16* x, int64_t n, cudaStream_t s);
 // indices are checked against src_rows/dst_rows on the device (a bad index traps).
 void launch_copy_rows(const void* src, const int32_t* src_index, int64_t src_rows, void* dst,
                       const int32_t* dst_index, int64_t dst_rows, int64_t n, int64_t row_bytes, cudaStream_t s);
+// kv_write: k_cache row slots[i] = k row i and v_cache row slots[i] = v row i, one launch.
+void launch_kv_write(const void* k, const void* v, void* k_cache, void* v_cache, const int32_t* slots, int64_t num_slots,
+                     int64_t n, int64_t row_bytes, cudaStream_t s);
 // image F32 [c, h, w] -> patches bf16 [(h/p)·(w/p), c·p·p].
 void launch_patchify(const float* image, bf16* patches, int64_t c, int64_t h, int64_t w, int64_t p,
                      cudaStream_t s);
@@ -53,9 +56,11 @@ void launch_add_bias(bf16* y, const bf16* bias, int64_t m, int64_t n, cudaStream
 
 // ---- cuda_matmul.cu -------------------------------------------------------------------------
 // Small-M GEMV: y[m, n] = Σ_k x[m, k]·w[n, k] (+ bias[n]) (+ y[m, n] when accumulate), m <= 8,
-// k % 8 == 0, x/w 16-byte aligned. One warp per output column n.
+// k % 8 == 0, x/w 16-byte aligned. warps_per_col (1, 2, 4, 8) warps share an output column, each
+// over a contiguous K slice; 0 picks it from the shape (gemv_warps_per_col).
 void launch_gemv(const bf16* x, const bf16* w, const bf16* bias, bf16* y, int64_t m, int64_t n, int64_t k,
-                 bool accumulate, cudaStream_t s);
+                 bool accumulate, int warps_per_col, int num_sms, cudaStream_t s);
+int gemv_warps_per_col(int64_t n, int64_t k, int num_sms);
 constexpr int64_t kGemvMaxM = 8;
 
 // ---- cuda_attention.cu ----------------------------------------------------------------------

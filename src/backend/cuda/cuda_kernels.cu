@@ -110,9 +110,16 @@ __global__ void gelu_kernel(bf16* x, int64_t n) {
 }
 
 // One block per copied row; elements of type T (uint4 when rows allow 16-byte moves, else u16).
+// blockIdx.y == 1 copies the second (src2, dst2) pair with the same indices (K and V of kv_write
+// in one launch).
 template <typename T>
 __global__ void copy_rows_kernel(const T* src, const int32_t* src_index, int64_t src_rows, T* dst,
-                                 const int32_t* dst_index, int64_t dst_rows, int64_t row_elems) {
+                                 const int32_t* dst_index, int64_t dst_rows, int64_t row_elems, const T* src2 = nullptr,
+                                 T* dst2 = nullptr) {
+  if (blockIdx.y == 1) {
+    src = src2;
+    dst = dst2;
+  }
   const int64_t i = blockIdx.x;
   const int64_t s = src_index ? src_index[i] : i;
   const int64_t d = dst_index ? dst_index[i] : i;
@@ -193,6 +200,25 @@ void launch_copy_rows(const void* src, const int32_t* src_index, int64_t src_row
                                                                    src_rows, static_cast<uint16_t*>(dst), dst_index,
                                                                    dst_rows, elems);
   }
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_kv_write(const void* k, const void* v, void* k_cache, void* v_cache, const int32_t* slots, int64_t num_slots,
+                     int64_t n, int64_t row_bytes, cudaStream_t s) {
+  if (n == 0 || row_bytes == 0) return;
+  bool wide = row_bytes % 16 == 0;
+  for (const void* p : {k, v, static_cast<const void*>(k_cache), static_cast<const void*>(v_cache)})
+    wide = wide && reinterpret_cast<uintptr_t>(p) % 16 == 0;
+  if (!wide) {
+    launch_copy_rows(k, nullptr, n, k_cache, slots, num_slots, n, row_bytes, s);
+    launch_copy_rows(v, nullptr, n, v_cache, slots, num_slots, n, row_bytes, s);
+    return;
+  }
+  const int64_t elems = row_bytes / 16;
+  const int threads = static_cast<int>(std::min<int64_t>(256, (elems + 31) / 32 * 32));
+  copy_rows_kernel<<<dim3(static_cast<unsigned int>(n), 2), threads, 0, s>>>(
+      static_cast<const uint4*>(k), nullptr, n, static_cast<uint4*>(k_cache), slots, num_slots, elems,
+      static_cast<const uint4*>(v), static_cast<uint4*>(v_cache));
   CUDA_CHECK_LAUNCH();
 }
 
