@@ -106,17 +106,27 @@ void Engine::Impl::run_step() {
   if (Status s = encode_images(out); !s.is_ok()) return fail_step(out, s);
   auto logits = forward(out);
   if (!logits.is_ok()) return fail_step(out, logits.status());
-  // Cancels that arrived while the step ran: update() skips the cancelled sequences.
-  std::vector<RequestId> cancels;
+  // Cancels that arrived while the step ran: update() skips the cancelled sequences. A cancel of
+  // a request still in the submission queue (not admitted yet) goes back to the queue of cancels:
+  // the next take_inputs() admits before it cancels, so it is never lost.
+  std::vector<RequestId> cancels, not_admitted;
   {
     std::lock_guard<std::mutex> lock(mu_);
     cancels.swap(cancels_);
   }
   for (RequestId id : cancels) {
     auto it = active_.find(id);
-    if (it == active_.end() || it->second->done) continue;
+    if (it == active_.end()) {
+      not_admitted.push_back(id);
+      continue;
+    }
+    if (it->second->done) continue;
     Event event;
     finish(*it->second, event, FinishReason::kCancelled, true);
+  }
+  if (!not_admitted.empty()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancels_.insert(cancels_.end(), not_admitted.begin(), not_admitted.end());
   }
   sample_step(out, *logits);
 }
