@@ -1,0 +1,18 @@
+# The load generator's smoke run (cmake -P): make a tiny checkpoint with the CLI, run pixtral_load
+# on it, require exit code 0 and the expected count of completed requests in its table.
+file(REMOVE_RECURSE ${DIR})
+execute_process(COMMAND ${PIXTRAL} make-tiny --out ${DIR} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "pixtral make-tiny failed (${rc}): ${out}")
+endif()
+execute_process(COMMAND ${LOAD} --model ${DIR} ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message("${out}${err}")
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "pixtral_load exited with ${rc}")
+endif()
+if(NOT out MATCHES "Successful requests: +${EXPECT_COMPLETED}\n")
+  message(FATAL_ERROR "the table does not list ${EXPECT_COMPLETED} successful requests")
+endif()
+if(NOT out MATCHES "Failed requests: +0\n")
+  message(FATAL_ERROR "some requests failed")
+endif()
