@@ -81,6 +81,8 @@ std::optional<std::string> parse_flags(int argc, char** argv, Options& o) {
       continue;
     }
     if (flag == "--help" || flag == "-h") return std::string("help");
+    const bool known = flag == "--model" || flag == "--backend" || flag == "--seed" || flag == "--image" || ints.count(flag);
+    if (!known) return "unknown flag " + flag;
     if (i + 1 >= argc) return flag + " needs a value";
     const std::string value = argv[++i];
     if (flag == "--model") {
@@ -102,8 +104,6 @@ std::optional<std::string> parse_flags(int argc, char** argv, Options& o) {
       const auto v = parse_int(value);
       if (!v || *v < 0) return flag + ": expected a non-negative integer, got '" + value + "'";
       *it->second = *v;
-    } else {
-      return "unknown flag " + flag;
     }
   }
   if (o.model.empty()) return std::string("--model DIR (or 'demo') is required");
