@@ -52,7 +52,7 @@ struct Options {
 
 void print_usage() {
   std::fprintf(stderr,
-               "usage: pixtral_load --model DIR|demo [--backend cpu|cuda|auto] [--num-requests N]\n"
+               "usage: pixtral_load --model DIR|demo|random:pixtral-12b [--backend cpu|cuda|auto] [--num-requests N]\n"
                "         [--concurrency C (default: all at once)] [--prompt-len N] [--output-len N]\n"
                "         [--image W,H [--distinct-images]] [--seed N] [--max-num-seqs N]\n"
                "         [--max-num-batched-tokens N] [--kv-blocks N]\n"
@@ -386,13 +386,17 @@ int run_main(int argc, char** argv) {
     print_usage();
     return 2;
   }
-  auto dir = cli::resolve_model_dir(o.model);
-  if (!dir.is_ok()) {
-    std::fprintf(stderr, "pixtral_load: %s\n", dir.status().to_string().c_str());
-    return 2;
-  }
   EngineOptions eo;
-  eo.model_dir = *dir;
+  if (o.model.rfind("random:", 0) == 0) {  // random:pixtral-12b — the real shape, no files
+    eo.random_weights_config = o.model.substr(7);
+  } else {
+    auto dir = cli::resolve_model_dir(o.model);
+    if (!dir.is_ok()) {
+      std::fprintf(stderr, "pixtral_load: %s\n", dir.status().to_string().c_str());
+      return 2;
+    }
+    eo.model_dir = *dir;
+  }
   eo.backend = o.backend;
   if (o.max_num_seqs > 0) eo.max_num_seqs = o.max_num_seqs;
   if (o.max_num_batched_tokens > 0) eo.max_num_batched_tokens = o.max_num_batched_tokens;
@@ -413,7 +417,7 @@ int run_main(int argc, char** argv) {
               o.image_w ? (", image " + std::to_string(o.image_w) + "x" + std::to_string(o.image_h) +
                            (o.distinct_images ? " (distinct)" : " (shared)")).c_str()
                         : "",
-              o.backend.c_str(), dir->c_str());
+              o.backend.c_str(), (eo.model_dir.empty() ? o.model.c_str() : eo.model_dir.c_str()));
   std::fflush(stdout);
   std::vector<Trace> traces;
   Runner runner(**engine, o.concurrency);

@@ -23,6 +23,10 @@ namespace pixtral {
 
 struct EngineOptions {
   std::string model_dir;            // a checkpoint directory (the caller resolves "demo")
+  // Instead of model_dir: random weights of a config, initialised on the backend (benchmarks of
+  // the real shape without files): "pixtral-12b", or a path to a params.json / config.json. Such an
+  // engine has no tokenizer: requests give prompt_ids.
+  std::string random_weights_config;
   std::string backend = "auto";     // "cpu", "cuda" or "auto" (cuda when built and present)
   int64_t max_num_seqs = 64;        // running sequences at most
   int64_t max_num_batched_tokens = 2048;  // tokens computed per step

@@ -3,9 +3,11 @@
 // engine_request.cpp.
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 
 #include "backend/cpu/cpu_backend.h"
 #include "engine/engine_impl.h"
+#include "io/model_config.h"
 #if PIXTRAL_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
 #endif
@@ -53,6 +55,25 @@ void record_latency(Histogram& h, double ms) {
   h.sum_ms += ms;
 }
 
+namespace {
+
+// "pixtral-12b" or a params.json / config.json path -> random weights of that shape on `backend`.
+Result<std::unique_ptr<model::PixtralModel>> random_model(const std::string& which, backend::Backend& backend) {
+  io::ModelConfig config;
+  if (which == "pixtral-12b") {
+    PX_ASSIGN_OR_RETURN(config, io::parse_model_config(io::pixtral_12b_params_json(), "params.json"));
+  } else {
+    std::ifstream in(which);
+    if (!in) return not_found("random_weights_config: cannot read '" + which + "'");
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string name = std::filesystem::path(which).filename().string();
+    PX_ASSIGN_OR_RETURN(config, io::parse_model_config(text, name == "config.json" ? "config.json" : "params.json"));
+  }
+  return model::PixtralModel::random(config, backend, /*seed=*/1);
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Engine::Impl>> Engine::Impl::create(const EngineOptions& options) {
   std::unique_ptr<Impl> impl(new Impl());
   PX_RETURN_IF_ERROR(impl->init(options));
@@ -65,6 +86,15 @@ Status Engine::Impl::init(const EngineOptions& options) {
   if (options.max_num_seqs <= 0 || options.max_num_batched_tokens <= 0 || options.block_size <= 0)
     return invalid_argument("max_num_seqs, max_num_batched_tokens and block_size must be positive");
   PX_ASSIGN_OR_RETURN(backend_, make_backend(options.backend));
+  if (!options.random_weights_config.empty()) {
+    PX_ASSIGN_OR_RETURN(model_, random_model(options.random_weights_config, *backend_));
+    PX_RETURN_IF_ERROR(init_pool());
+    image_cache_ = std::make_unique<engine::ImageCache>(options.image_cache_entries);
+    ttft_ = make_histogram();
+    itl_ = make_histogram();
+    publish_metrics();
+    return Status::ok();
+  }
   PX_ASSIGN_OR_RETURN(model_, model::PixtralModel::load(options.model_dir, *backend_));
   const std::string dir = options.model_dir;
   std::string tok_path = dir + "/tekken.json";
