@@ -94,7 +94,6 @@ void convert_row(const uint8_t* in, uint8_t* out, int64_t width, int components)
     if (progress) progress(image, y + got);
   }
   jpeg_finish_decompress(&cinfo);
-  return;
 }
 
 bool run_decoder(jpeg_decompress_struct& cinfo, JpegError& err, std::span<const uint8_t> bytes,

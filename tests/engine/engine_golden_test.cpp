@@ -123,7 +123,7 @@ TEST(EngineGolden, GreedyTokensEqualTransformers) {
   const nlohmann::json golden = nlohmann::json::parse(in);
   for (const auto& c : golden["cases"]) {
     const auto gc = load_golden_case(c["case"]);
-    auto engine = make_engine(tiny_options(gc.model, true, 5));  // 5-token chunks, as the generator test
+    auto engine = make_engine(tiny_options(gc.model, true, 5));  // 5-token prefill chunks
     ASSERT_NE(engine, nullptr);
     const auto out = run(*engine, {token_request(gc, c["max_new_tokens"].get<int64_t>())}, false);
     ASSERT_EQ(out.size(), 1u);
