@@ -1,6 +1,8 @@
 // JPEG through libjpeg-turbo with Pillow's settings (library defaults: ISLOW IDCT, fancy
 // upsampling). 1 component -> L, 3 -> RGB (libjpeg's colour conversion), 4 -> CMYK which Pillow
-// always reads as inverted "CMYK;I" and then converts with cmyk2rgb. ref: spec/inputs.md §5.1
+// always reads as inverted "CMYK;I" and then converts with cmyk2rgb. Baseline grey / YCbCr files
+// go to the parallel decoder first (jpeg_parallel.h: same pixels), libjpeg takes the rest.
+// ref: spec/inputs.md §5.1
 #include <cstddef>
 #include <cstdio>
 
@@ -8,10 +10,12 @@
 #include <jerror.h>
 
 #include <csetjmp>
+#include <optional>
 #include <algorithm>
 #include <string>
 
 #include "image/codec.h"
+#include "image/jpeg_parallel.h"
 
 namespace pixtral::image::detail {
 namespace {
@@ -128,6 +132,14 @@ Result<ImageInfo> probe_jpeg(std::span<const uint8_t> b) {
 Result<RgbImage> decode_jpeg(std::span<const uint8_t> bytes, const DecodeLimits& limits, const RowProgress& progress) {
   PX_ASSIGN_OR_RETURN(ImageInfo header, probe_jpeg(bytes));
   PX_RETURN_IF_ERROR(check_dimensions(header.width, header.height, limits, "jpeg"));
+  if (!progress) {  // no row streaming wanted: the parallel decoder, when it handles the file
+    if (std::optional<RgbImage> fast = decode_jpeg_parallel(bytes)) {
+      if (fast->width != header.width || fast->height != header.height) {
+        return invalid_argument("jpeg: frame size differs from the first SOF header");
+      }
+      return std::move(*fast);
+    }
+  }
   jpeg_decompress_struct cinfo;
   JpegError err;
   cinfo.err = jpeg_std_error(&err.mgr);
