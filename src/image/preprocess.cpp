@@ -8,6 +8,7 @@
 
 #include "image/codec.h"
 #include "image/image.h"
+#include "image/jpeg_parallel.h"
 #include "image/resize.h"
 
 namespace pixtral::image {
@@ -48,8 +49,10 @@ Result<PixelTensor> preprocess(const RgbImage& image, const ImageGeometry& geome
 
 namespace {
 
-// JPEG: the decoder (this thread) publishes how many rows are ready; a worker thread runs the
-// resize on them meanwhile. The result is identical to decode_image + preprocess.
+// JPEG: the parallel decoder when it takes the file (entropy decoding and IDCT over the thread
+// pool, then the colour conversion done row by row inside the parallel resize, so the RGB image
+// is never materialised); else libjpeg, this thread publishing how many rows are ready and a
+// worker thread running the resize on them meanwhile. Both equal decode_image + preprocess.
 Result<PreprocessedImage> decode_and_preprocess_jpeg(std::span<const uint8_t> bytes, const ImageGeometry& geometry,
                                                      const DecodeLimits& limits) {
   PX_ASSIGN_OR_RETURN(ImageInfo info, detail::probe_jpeg(bytes));
@@ -60,6 +63,17 @@ Result<PreprocessedImage> decode_and_preprocess_jpeg(std::span<const uint8_t> by
   t.width = result.grid.cols * geometry.patch_size;
   t.height = result.grid.rows * geometry.patch_size;
   t.data.resize(static_cast<size_t>(3 * t.width * t.height));  // [3, H, W]
+
+  if (std::unique_ptr<detail::JpegPlanes> planes = detail::decode_jpeg_planes(bytes)) {
+    if (planes->width != info.width || planes->height != info.height) {
+      return invalid_argument("jpeg: frame size differs from the first SOF header");
+    }
+    const detail::JpegPlanes& p = *planes;
+    detail::CubicResizer([&p](int64_t y, uint8_t* row) { p.rgb_rows(y, y + 1, row); }, info.width, info.height,
+                         t.width, t.height, t.data.data())
+        .run_parallel();
+    return result;
+  }
 
   std::mutex mutex;
   std::condition_variable cv;

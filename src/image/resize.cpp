@@ -54,17 +54,28 @@ CubicResizer::CubicResizer(const uint8_t* src, int64_t src_w, int64_t src_h, int
     : src_(src), src_w_(src_w), src_h_(src_h), dst_w_(dst_w), dst_h_(dst_h), out_(out),
       ax_(cubic_axis(src_w, dst_w)), ay_(cubic_axis(src_h, dst_h)), ring_(make_ring()) {}
 
+CubicResizer::CubicResizer(RowSource source, int64_t src_w, int64_t src_h, int64_t dst_w, int64_t dst_h, float* out)
+    : src_(nullptr), source_(std::move(source)), src_w_(src_w), src_h_(src_h), dst_w_(dst_w), dst_h_(dst_h),
+      out_(out), ax_(cubic_axis(src_w, dst_w)), ay_(cubic_axis(src_h, dst_h)), ring_(make_ring()) {}
+
 CubicResizer::Ring CubicResizer::make_ring() const {
   Ring ring;
   ring.rows.resize(static_cast<size_t>(4 * (dst_w_ * 3 + 4)));
+  if (source_) ring.source_row.resize(static_cast<size_t>(src_w_ * 3 + 64));
   return ring;
 }
 
 // HResizeCubic: ((p0*w0 + p1*w1) + p2*w2) + p3*w3 per channel. The SSE2 path computes the same
 // IEEE operations in the same order on (R, G, B, next R) lanes and drops the fourth lane; the
 // last column goes through the scalar path so no read passes the end of the row.
-void CubicResizer::horizontal(int64_t src_row, float* out) const {
-  const uint8_t* row = src_ + src_row * src_w_ * 3;
+void CubicResizer::horizontal(int64_t src_row, float* out, Ring& ring) const {
+  const uint8_t* row;
+  if (source_) {
+    source_(src_row, ring.source_row.data());
+    row = ring.source_row.data();
+  } else {
+    row = src_ + src_row * src_w_ * 3;
+  }
   int64_t x = 0;
 #if defined(__SSE2__)
   const __m128i zero = _mm_setzero_si128();
@@ -106,7 +117,7 @@ void CubicResizer::output_row(int64_t y, Ring& ring) const {
   for (int k = 0; k < 4; ++k) {
     const int slot = t[k] % 4;
     if (ring.held[slot] != t[k]) {
-      horizontal(t[k], &ring.rows[slot * stride]);
+      horizontal(t[k], &ring.rows[slot * stride], ring);
       ring.held[slot] = t[k];
     }
     q[k] = &ring.rows[slot * stride];

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "image/image.h"
@@ -24,6 +25,10 @@ CubicAxis cubic_axis(int64_t src, int64_t dst);
 class CubicResizer {
  public:
   CubicResizer(const uint8_t* src, int64_t src_w, int64_t src_h, int64_t dst_w, int64_t dst_h, float* out);
+  // Source rows produced on demand instead (e.g. colour-converted from decoded JPEG planes):
+  // source(y, row) writes row y, src_w * 3 bytes; it may be called from several threads at once.
+  using RowSource = std::function<void(int64_t y, uint8_t* row)>;
+  CubicResizer(RowSource source, int64_t src_w, int64_t src_h, int64_t dst_w, int64_t dst_h, float* out);
   // Single caller at a time; n must not decrease.
   void advance(int64_t rows_ready);
   // The whole image at once, split over the global thread pool.
@@ -35,12 +40,14 @@ class CubicResizer {
   struct Ring {
     std::vector<float> rows;  // [4, dst_w * 3 + 4] (+4: slack for the last 4-lane store)
     int64_t held[4] = {-1, -1, -1, -1};
+    std::vector<uint8_t> source_row;  // RowSource output, src_w * 3 (+ slack)
   };
   Ring make_ring() const;
-  void horizontal(int64_t src_row, float* out) const;
+  void horizontal(int64_t src_row, float* out, Ring& ring) const;
   void output_row(int64_t dst_row, Ring& ring) const;
 
   const uint8_t* src_;
+  RowSource source_;
   int64_t src_w_, src_h_, dst_w_, dst_h_;
   float* out_;
   CubicAxis ax_, ay_;

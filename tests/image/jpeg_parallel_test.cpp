@@ -148,6 +148,25 @@ TEST(JpegParallel, EqualsLibjpegAndPillowForEveryChunkCount) {
   EXPECT_GT(resynced, 10 * skipped) << "speculative chunks should almost always synchronise";
 }
 
+// decode_and_preprocess (parallel decode, colour conversion inside the resize) equals
+// preprocess on libjpeg's RGB.
+TEST(JpegParallel, FusedPreprocessEqualsPreprocessOfLibjpeg) {
+  const nlohmann::json manifest = load_manifest();
+  for (const auto& c : manifest.at("cases")) {
+    const std::string name = c.at("name");
+    SCOPED_TRACE(name);
+    const std::vector<uint8_t> bytes = read_file(kCases + "/" + name + ".jpg");
+    auto ref = libjpeg_decode(bytes);
+    ASSERT_TRUE(ref.is_ok());
+    auto want = preprocess(*ref, ImageGeometry{});
+    auto got = decode_and_preprocess(bytes);
+    ASSERT_TRUE(want.is_ok() && got.is_ok());
+    EXPECT_EQ(got->pixels.width, want->width);
+    EXPECT_EQ(got->pixels.height, want->height);
+    EXPECT_TRUE(got->pixels.data == want->data);
+  }
+}
+
 // Damaged files: the parallel decoder may decline, but when it accepts a file libjpeg must
 // accept it too (no warning that changes pixels, no error) and give the same pixels.
 TEST(JpegParallel, DamagedFilesAreDeclinedOrDecodedLikeLibjpeg) {
