@@ -316,8 +316,7 @@ struct BitReader {
 };
 
 // Codes longer than kFastBits (jpeg_huff_decode). False for an invalid code.
-[[gnu::noinline]] bool slow_symbol(const BitReader& br, const Huffman& h, int& len, int& sym) {
-  const uint32_t bits = br.peek(16);
+[[gnu::noinline]] bool slow_symbol(uint32_t bits, const Huffman& h, int& len, int& sym) {  // bits: next 16
   for (int l = kFastBits + 1; l <= 16; ++l) {
     const int32_t code = static_cast<int32_t>(bits >> (16 - l));
     if (code <= h.maxcode[l]) {
@@ -332,15 +331,17 @@ struct BitReader {
 // One block (decode_mcu_slow's per-block loop). pred: the component's DC predictor (wrapping
 // like libjpeg's int, stored truncated to 16 bits). False after an invalid code, which ends the
 // block after skipping 16 bits (garbage either way: a chunk's speculative start, or corrupt data).
-[[gnu::always_inline]] inline bool decode_block(BitReader& br, const Huffman& dc, const Huffman& ac, uint32_t& pred,
+[[gnu::always_inline]] inline bool decode_block(BitReader& reader, const Huffman& dc, const Huffman& ac, uint32_t& pred,
                                                 int16_t* block) {
+  BitReader br = reader;  // a local copy stays in registers
   br.refill();
   int len, s;
   uint32_t e = dc.fast[br.peek(kFastBits)];
   if (e) [[likely]] {
     len = static_cast<int>(e >> 8), s = static_cast<int>(e & 0xFF);
-  } else if (!slow_symbol(br, dc, len, s)) {
+  } else if (!slow_symbol(br.peek(16), dc, len, s)) {
     br.consume(16);
+    reader = br;
     return false;
   }
   br.consume(len);
@@ -351,7 +352,7 @@ struct BitReader {
   }
   block[0] = static_cast<int16_t>(pred);
   for (int k = 1; k < 64;) {
-    br.refill();
+    if (br.cnt < 32) br.refill();  // a symbol takes at most 16 + 15 bits
     const uint32_t look = br.peek(kFastBits);
     const int32_t c = ac.combined[look];
     if (c) [[likely]] {
@@ -365,8 +366,9 @@ struct BitReader {
     int sym;
     if (e) [[likely]] {
       len = static_cast<int>(e >> 8), sym = static_cast<int>(e & 0xFF);
-    } else if (!slow_symbol(br, ac, len, sym)) {
+    } else if (!slow_symbol(br.peek(16), ac, len, sym)) {
       br.consume(16);
+      reader = br;
       return false;
     }
     br.consume(len);
@@ -384,6 +386,7 @@ struct BitReader {
       break;
     }
   }
+  reader = br;
   return true;
 }
 
@@ -662,10 +665,11 @@ std::unique_ptr<JpegPlanes> decode_jpeg_planes(std::span<const uint8_t> bytes, i
   if (const char* why = unstuff(bytes.subspan(h.entropy_offset), h.restart_interval > 0, seg)) return decline(why);
 
   auto& pool = base::ThreadPool::global();
-  // By default one chunk per thread, of at least 32 KiB (below that the resynchronisation costs
-  // more than it saves); an explicit count is only limited to one byte per chunk.
+  // By default two chunks per thread (the pool hands them out as threads free up, which evens
+  // out uneven chunks and busy cores), of at least 32 KiB: below that the resynchronisation costs
+  // more than it saves. An explicit count is only limited to one byte per chunk.
   const int64_t n = chunks > 0 ? std::clamp<int64_t>(seg.size, 1, chunks)
-                               : std::clamp<int64_t>(seg.size / 32768, 1, pool.num_threads());
+                               : std::clamp<int64_t>(seg.size / 32768, 1, 2 * pool.num_threads());
   std::vector<Chunk> parts;
   std::vector<Run> runs;
   if (h.restart_interval > 0) {

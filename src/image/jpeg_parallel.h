@@ -1,6 +1,6 @@
 // Parallel decoder for baseline (sequential, Huffman, 8-bit) JPEGs, bit-exact with libjpeg-turbo's
 // default decode (what Pillow produces). The entropy-coded segment is split into one chunk per
-// thread: at restart markers when the file has them, else anywhere, each chunk decoding
+// thread or so: at restart markers when the file has them, else anywhere, each chunk decoding
 // speculatively from its first bit until the previous chunk's decoder reaches one of its block
 // starts in the same state (self-synchronisation of Huffman codes; Weissenberger & Schmidt,
 // ICPP 2018). IDCT, upsampling and colour conversion then run over the thread pool
@@ -63,7 +63,7 @@ class JpegPlanes {
   std::array<Plane, 3> planes;
 };
 
-// chunks: entropy chunks (0: one per thread of the global pool). nullptr when declined.
+// chunks: entropy chunks (0: two per thread of the global pool). nullptr when declined.
 std::unique_ptr<JpegPlanes> decode_jpeg_planes(std::span<const uint8_t> bytes, int chunks = 0,
                                                JpegDecodeStats* stats = nullptr);
 // decode_jpeg_planes + rgb_rows over the thread pool.
