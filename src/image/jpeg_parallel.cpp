@@ -442,6 +442,9 @@ struct Layout {
   int64_t mcus = 0, blocks = 0;
 };
 
+// 3M blocks = 384 MB of coefficients: a 130-megapixel 4:2:0 photo (the default limits allow 100).
+constexpr int64_t kMaxBlocks = int64_t{3} << 20;
+
 // Block starts a chunk records for the previous chunk to synchronise with.
 constexpr int64_t kRecords = 4096;
 struct Record {
@@ -680,6 +683,8 @@ std::unique_ptr<JpegPlanes> decode_jpeg_planes(std::span<const uint8_t> bytes, i
   L.mcus = h.mcus_per_row * h.mcu_rows;
   L.blocks = L.mcus * L.bpm;
   stats.blocks = L.blocks;
+  // All coefficients are held at once (128 bytes a block); libjpeg streams the huge ones instead.
+  if (L.blocks > kMaxBlocks) return decline("too large to hold all coefficients");
 
   Segment seg;
   if (const char* why = unstuff(bytes.subspan(h.entropy_offset), h.restart_interval > 0, seg)) return decline(why);
