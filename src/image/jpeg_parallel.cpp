@@ -607,7 +607,7 @@ void JpegPlanes::rgb_rows(int64_t y0, int64_t y1, uint8_t* out) const {
   thread_local std::vector<int16_t> sums;  // rows are often asked for one at a time
   int16_t *sb = nullptr, *sr = nullptr;
   if (kind == Chroma::kH2V1 || kind == Chroma::kH2V2) {
-    const int64_t room = (cb.width + 7) / 8 * 8 + 24;
+    const int64_t room = (cb.width + 15) / 16 * 16 + 40;
     if (sums.size() < static_cast<size_t>(2 * room)) sums.assign(static_cast<size_t>(2 * room), 0);
     sb = sums.data() + 1, sr = sums.data() + room + 1;
   }
@@ -730,6 +730,14 @@ std::unique_ptr<JpegPlanes> decode_jpeg_planes(std::span<const uint8_t> bytes, i
   pool.parallel_for(h.mcu_rows, [&](int64_t r0, int64_t r1) {
     bool ok = true;
     size_t k = 0;
+    // Blocks go to the IDCT in pairs (two at once with AVX2).
+    struct Pending {
+      const int16_t* coef;
+      int16_t dc;
+      int c;
+      uint8_t* out;
+    } held{};
+    bool holding = false;
     for (int64_t r = r0; r < r1; ++r) {
       int64_t a = r * mcu_row_blocks;
       while (runs[k].start + runs[k].count <= a) ++k;
@@ -739,12 +747,19 @@ std::unique_ptr<JpegPlanes> decode_jpeg_planes(std::span<const uint8_t> bytes, i
           const Run& run = runs[k];
           const int c = L.comp[j];
           JpegPlanes::Plane& p = img->planes[c];
-          uint8_t* out = p.data.data() + ((r * h.v[c] + L.by[j]) * 8) * p.stride + (m * h.h[c] + L.bx[j]) * 8;
-          ok &= jpeg::idct_islow(run.chunk->blocks.at(run.first + (a - run.start)), run.dc_add[c], quant[c], out,
-                                 p.stride);
+          const Pending block{run.chunk->blocks.at(run.first + (a - run.start)), run.dc_add[c], c,
+                              p.data.data() + ((r * h.v[c] + L.by[j]) * 8) * p.stride + (m * h.h[c] + L.bx[j]) * 8};
+          if (!holding) {
+            held = block, holding = true;
+            continue;
+          }
+          ok &= jpeg::idct_islow2(held.coef, held.dc, quant[held.c], held.out, img->planes[held.c].stride, block.coef,
+                                  block.dc, quant[c], block.out, p.stride);
+          holding = false;
         }
       }
     }
+    if (holding) ok &= jpeg::idct_islow(held.coef, held.dc, quant[held.c], held.out, img->planes[held.c].stride);
     if (!ok) out_of_range = true;
   }, 2);
   if (out_of_range) return decline("coefficients outside the range where libjpeg's IDCTs agree");

@@ -42,10 +42,23 @@ Result<RgbImage> libjpeg_decode(std::span<const uint8_t> bytes) {
   return decode_jpeg(bytes, DecodeLimits{}, [](const RgbImage&, int64_t) {});
 }
 
-TEST(JpegParallel, ColourConversionMatchesTablesExhaustively) {
-  // Every (Y, Cb, Cr) at full resolution, SSE2 against the jdcolor.c table formula.
+// The SIMD kernels run with AVX2 (where the CPU has it) and without.
+class JpegKernels : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    default_ = jpeg::avx2_in_use();
+    if (jpeg::use_avx2(GetParam()) != GetParam()) GTEST_SKIP() << "no AVX2 on this CPU";
+  }
+  void TearDown() override { jpeg::use_avx2(default_); }
+  bool default_ = false;
+};
+INSTANTIATE_TEST_SUITE_P(Simd, JpegKernels, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "avx2" : "sse2"; });
+
+TEST_P(JpegKernels, ColourConversionMatchesTablesExhaustively) {
+  // Every (Y, Cb, Cr) at full resolution against the jdcolor.c table formula.
   constexpr int64_t kWidth = 256 * 256;
-  std::vector<uint8_t> y(kWidth + 32), cb(kWidth + 32), cr(kWidth + 32), a(kWidth * 3), b(kWidth * 3);
+  std::vector<uint8_t> y(kWidth + 64), cb(kWidth + 64), cr(kWidth + 64), a(kWidth * 3), b(kWidth * 3);
   for (int64_t i = 0; i < kWidth; ++i) cb[i] = static_cast<uint8_t>(i & 255), cr[i] = static_cast<uint8_t>(i >> 8);
   for (int luma = 0; luma < 256; ++luma) {
     std::fill(y.begin(), y.begin() + kWidth, static_cast<uint8_t>(luma));
@@ -55,11 +68,11 @@ TEST(JpegParallel, ColourConversionMatchesTablesExhaustively) {
   }
 }
 
-TEST(JpegParallel, UpsamplingMatchesScalar) {
+TEST_P(JpegKernels, UpsamplingMatchesScalar) {
   std::mt19937 rng(7);
-  for (int64_t width : {5, 6, 7, 16, 17, 31, 32, 33, 100, 255, 1001}) {
+  for (int64_t width : {5, 6, 7, 16, 17, 31, 32, 33, 47, 63, 64, 65, 100, 255, 1001}) {
     const int64_t n = (width + 1) / 2;
-    std::vector<uint8_t> y(width + 48), near(n + 16), far(n + 16), a(width * 3), b(width * 3);
+    std::vector<uint8_t> y(width + 64), near(n + 16), far(n + 16), a(width * 3), b(width * 3);
     for (auto* v : {&y, &near, &far}) {
       for (auto& x : *v) x = static_cast<uint8_t>(rng());
     }
@@ -75,7 +88,7 @@ TEST(JpegParallel, UpsamplingMatchesScalar) {
   }
 }
 
-TEST(JpegParallel, IdctMatchesScalarAndFlagsTheSameBlocks) {
+TEST_P(JpegKernels, IdctMatchesScalarAndFlagsTheSameBlocks) {
   std::mt19937 rng(11);
   uint16_t qv[64];
   jpeg::IdctTable table;
@@ -92,12 +105,22 @@ TEST(JpegParallel, IdctMatchesScalarAndFlagsTheSameBlocks) {
     }
     if (trial % 7 == 0) std::fill(coef + 8, coef + 64, int16_t{0});  // first-row-only blocks
     const int16_t dc_add = static_cast<int16_t>(static_cast<int>(rng() % 2001) - 1000);
-    uint8_t a[64], b[64];
+    uint8_t a[64], b[64], pair[2][64];
     const bool ok_a = jpeg::idct_islow(coef, dc_add, table, a, 8);
     const bool ok_b = jpeg::idct_islow_scalar(coef, dc_add, table, b, 8);
     ASSERT_EQ(ok_a, ok_b) << "trial " << trial;
+    // The same block next to an in-range one, in either position of a pair.
+    alignas(16) const int16_t tame[64] = {2, -1, 1};
+    const int first = trial % 2;
+    const bool ok_pair = first == 0 ? jpeg::idct_islow2(coef, dc_add, table, pair[0], 8, tame, 0, table, pair[1], 8)
+                                    : jpeg::idct_islow2(tame, 0, table, pair[1], 8, coef, dc_add, table, pair[0], 8);
+    uint8_t tame_ref[64];
+    ASSERT_TRUE(jpeg::idct_islow_scalar(tame, 0, table, tame_ref, 8));
+    ASSERT_EQ(ok_pair, ok_a) << "trial " << trial;
     if (ok_a) {
       ASSERT_EQ(0, std::memcmp(a, b, 64)) << "trial " << trial;
+      ASSERT_EQ(0, std::memcmp(pair[0], b, 64)) << "trial " << trial;
+      ASSERT_EQ(0, std::memcmp(pair[1], tame_ref, 64)) << "trial " << trial;
       ++exact;
     } else {
       ++flagged;
