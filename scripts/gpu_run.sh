@@ -20,6 +20,7 @@ nvidia-smi 2>&1 | tee "$LOG_DIR/nvidia-smi.log"
 BIN=.bundle/bin
 echo "=== conformance" && timeout 150 "$BIN/cuda_conformance_test" 2>&1 | tee "$LOG_DIR/conformance.log"
 echo "conformance rc=${PIPESTATUS[0]}"
+echo "=== sample" && timeout 120 "$BIN/cuda_sample_test" 2>&1 | tee "$LOG_DIR/sample.log"; echo "sample rc=${PIPESTATUS[0]}"
 echo "=== bench" && timeout 200 "$BIN/cuda_bench" 2>&1 | tee "$LOG_DIR/bench.log"
 echo "bench rc=${PIPESTATUS[0]}"
 SUBSET='CudaConformance.Matmul:CudaConformance.KvWrite:CudaConformance.EmbeddingScatterGather:CudaConformance.Patchify:CudaConformance.Rope1dAnd2d:CudaAttention.VarlenSegments:Goldens/CudaGolden.*/gqa_f32_one_image'

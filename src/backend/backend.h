@@ -61,6 +61,8 @@ class Backend {
   virtual void upload(const void* host, DType host_dtype, const Tensor& dst) = 0;
   // Tensor (any float dtype) -> host f32.
   virtual void download_f32(const Tensor& src, float* host) = 0;
+  // I32 tensor -> host, raw.
+  virtual void download_i32(const Tensor& src, int32_t* host) = 0;
   // Copies rows between tensors of the same dtype and row size.
   virtual void copy(const Tensor& src, const Tensor& dst) = 0;
   virtual void synchronize() = 0;
@@ -88,6 +90,7 @@ class Backend {
   virtual void kv_write(const KvWriteParams& p) = 0;
   virtual void paged_attention(const PagedAttentionParams& p) = 0;
   virtual void varlen_attention(const VarlenAttentionParams& p) = 0;
+  virtual void sample(const SampleParams& p) = 0;
 };
 
 }  // namespace pixtral::backend

@@ -115,4 +115,34 @@ struct VarlenAttentionParams {
   int64_t max_seqlen = 0;  // host-known bound
 };
 
+// One token per row of logits, by the canonical sampling algorithm: backend/sample_row.h on the
+// host, the arithmetic of backend/sample_math.h everywhere, so every backend and the host
+// engine::Sampler pick the same ids bit for bit (docs/sampling.md). Per row r, with V the vocab:
+//   x = logits[r] as f32, then each penalty entry e of row r, in order, on x[token[e]]:
+//       x = (x > 0 ? x / rep[e] : x * rep[e]) - sub[e]        (sub = +inf masks the token)
+//   temperature[r] < 1e-5: the argmax of x, the lowest id on ties. Otherwise
+//   p = sample_exp((x - max x) * (1 / T)) (the top token's p is 1), w = trunc(p * 2^40);
+//   kept: p >= max(min_p, the top_k-th largest p) (ties at the k-th value stay); then, unless
+//   top-p is off, in the order (p descending, id ascending) the tokens whose preceding kept weight
+//   is < max(1, trunc(top_p * W)), W the kept weight (the most likely token always stays);
+//   the draw: t = min(trunc(uniform * K), K - 1) in double, K the final kept weight; the sample is
+//   the first kept id, in id order, whose cumulative weight exceeds t. K = 0 (every logit -inf,
+//   or non-finite logits): the argmax, as greedy (id 0 when every logit is -inf).
+// Penalty entries are sorted by row (penalty_row non-decreasing); a row's entries apply in their
+// order, a token may appear in several. Rows must lie in [0, R), tokens in [0, V) (checked: the
+// CPU aborts, the CUDA kernel traps).
+struct SampleParams {
+  Tensor logits;         // [R, V] a float dtype of the backend (CPU f32; CUDA bf16 or f32); not modified
+  Tensor temperature;    // F32 [R]
+  Tensor top_k;          // I32 [R]  (<= 0 or >= V: off)
+  Tensor top_p;          // F32 [R]  (>= 1: off)
+  Tensor min_p;          // F32 [R]  (<= 0: off)
+  Tensor uniform;        // F64 [R]  the draw in [0, 1): engine::uniform_at(seed, step)
+  Tensor penalty_row;    // I32 [E]  non-decreasing (E may be 0: empty tensors)
+  Tensor penalty_token;  // I32 [E]
+  Tensor penalty_rep;    // F32 [E]
+  Tensor penalty_sub;    // F32 [E]
+  Tensor out_ids;        // I32 [R]
+};
+
 }  // namespace pixtral::backend

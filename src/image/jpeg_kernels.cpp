@@ -1,6 +1,7 @@
 // IDCT, fancy upsampling and YCbCr->RGB of the parallel JPEG decoder. The scalar versions follow
-// libjpeg-turbo's C code (jidctint.c, jdsample.c, jdcolor.c); the SSE2 versions follow its SIMD
-// code (jidctint-sse2.asm: the same 16-bit lane arithmetic) and give the same bits.
+// libjpeg-turbo's C code (jidctint.c, jdsample.c, jdcolor.c); the SIMD versions (SSE2 here, AVX2
+// in jpeg_kernels_avx2.cpp, both from jpeg_kernels_simd.inc) follow its SIMD code
+// (jidctint-sse2.asm: the same 16-bit lane arithmetic) and give the same bits.
 #include "image/jpeg_kernels.h"
 
 #include <algorithm>
@@ -14,7 +15,6 @@
 
 namespace pixtral::image::detail::jpeg {
 namespace {
-
 
 // jdcolor.c build_ycc_rgb_table (SCALEBITS = 16).
 struct ColorTables {

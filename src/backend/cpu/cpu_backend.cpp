@@ -55,6 +55,11 @@ void CpuBackend::download_f32(const Tensor& src, float* host) {
   std::memcpy(host, src.data, src.nbytes());
 }
 
+void CpuBackend::download_i32(const Tensor& src, int32_t* host) {
+  PX_CHECK_MSG(src.dtype == DType::kI32, "download_i32 of an I32 tensor");
+  std::memcpy(host, src.data, src.nbytes());
+}
+
 void CpuBackend::copy(const Tensor& src, const Tensor& dst) {
   PX_CHECK(src.dtype == dst.dtype && src.numel() == dst.numel());
   std::memmove(dst.data, src.data, src.nbytes());

@@ -19,6 +19,7 @@ class CpuBackend final : public Backend {
   void free(Tensor& tensor) override;
   void upload(const void* host, DType host_dtype, const Tensor& dst) override;
   void download_f32(const Tensor& src, float* host) override;
+  void download_i32(const Tensor& src, int32_t* host) override;
   void copy(const Tensor& src, const Tensor& dst) override;
   void synchronize() override {}
   void fill_random(const Tensor& dst, uint64_t seed, float mean, float stddev) override;
@@ -35,6 +36,7 @@ class CpuBackend final : public Backend {
   void kv_write(const KvWriteParams& p) override;
   void paged_attention(const PagedAttentionParams& p) override;
   void varlen_attention(const VarlenAttentionParams& p) override;
+  void sample(const SampleParams& p) override;  // cpu_sample.cpp
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

@@ -160,6 +160,21 @@ void CudaBackend::download_f32(const Tensor& src, float* host) {
   }
 }
 
+void CudaBackend::download_i32(const Tensor& src, int32_t* host) {
+  PX_CHECK_MSG(src.dtype == DType::kI32, "download_i32 of an I32 tensor");
+  const size_t n = static_cast<size_t>(src.numel());
+  const size_t chunk = kStagingBytes / 4;
+  for (size_t begin = 0; begin < n; begin += chunk) {
+    const size_t count = std::min(chunk, n - begin);
+    const int slot = next_slot();
+    CUDA_CHECK(cudaMemcpyAsync(staging_[slot], src.as<int32_t>() + begin, count * 4, cudaMemcpyDeviceToHost,
+                               stream_));
+    CUDA_CHECK(cudaEventRecord(staging_done_[slot], stream_));
+    CUDA_CHECK(cudaEventSynchronize(staging_done_[slot]));
+    std::memcpy(host + begin, staging_[slot], count * 4);
+  }
+}
+
 void CudaBackend::copy(const Tensor& src, const Tensor& dst) {
   PX_CHECK(src.dtype == dst.dtype && src.numel() == dst.numel());
   if (src.nbytes() == 0) return;

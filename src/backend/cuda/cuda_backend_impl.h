@@ -13,6 +13,7 @@
 
 #include "backend/backend.h"
 #include "backend/cuda/cuda_common.h"
+#include "backend/cuda/cuda_sample.h"
 
 namespace pixtral::backend {
 
@@ -31,6 +32,7 @@ class CudaBackend final : public Backend {
   void free(Tensor& tensor) override;
   void upload(const void* host, DType host_dtype, const Tensor& dst) override;
   void download_f32(const Tensor& src, float* host) override;
+  void download_i32(const Tensor& src, int32_t* host) override;
   void copy(const Tensor& src, const Tensor& dst) override;
   void synchronize() override;
   void fill_random(const Tensor& dst, uint64_t seed, float mean, float stddev) override;
@@ -51,6 +53,7 @@ class CudaBackend final : public Backend {
   void kv_write(const KvWriteParams& p) override;
   void paged_attention(const PagedAttentionParams& p) override;
   void varlen_attention(const VarlenAttentionParams& p) override;
+  void sample(const SampleParams& p) override;  // cuda_backend_sample.cpp
 
  private:
   // One cached cuBLASLt plan per (M, N, K, accumulate, bias, pointer alignment in bytes).
@@ -91,6 +94,7 @@ class CudaBackend final : public Backend {
   size_t split_ws_bytes_ = 0;
   // Outgrown workspaces stay allocated until destruction: graphs captured earlier point at them.
   std::vector<void*> retired_ws_;
+  cuda::PersistentWorkspace sample_ws_;  // the sample op's penalised rows
 };
 
 }  // namespace pixtral::backend
