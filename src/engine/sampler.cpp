@@ -5,11 +5,15 @@
 #include <limits>
 #include <random>
 
+#include "backend/sample_math.h"
+
 namespace pixtral::engine {
 
 namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr float kInf = std::numeric_limits<float>::infinity();
+static_assert(kGreedyTemperature == backend::kSampleGreedyTemperature, "one greedy threshold");
 
 // splitmix64's finaliser: a bijection on 64 bits with full avalanche.
 uint64_t mix64(uint64_t z) {
@@ -22,46 +26,6 @@ uint64_t mix64(uint64_t z) {
 uint64_t random_seed() {
   std::random_device device;
   return (static_cast<uint64_t>(device()) << 32) ^ device();
-}
-
-// Most likely first; lower id first among equal logits: a strict total order, so partial
-// selections are exact prefixes of the full sort.
-bool more_likely(const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) {
-  return a.first > b.first || (a.first == b.first && a.second < b.second);
-}
-
-// Keeps the smallest most-likely prefix of `cands` (probability, id) whose mass reaches top_p (a
-// token stays when the mass before it is < top_p). Sorts lazily: the 64 most likely candidates
-// first, then 4x more while needed.
-void apply_top_p(std::vector<std::pair<float, int32_t>>& cands, float top_p) {
-  double total = 0;
-  for (const auto& c : cands) total += c.first;
-  const double target = top_p * total;
-  const size_t n = cands.size();
-  size_t sorted = 0, next = std::min<size_t>(64, n);
-  double mass = 0;
-  while (sorted < n) {
-    if (next < n) std::nth_element(cands.begin() + sorted, cands.begin() + next, cands.end(), more_likely);
-    std::sort(cands.begin() + sorted, cands.begin() + next, more_likely);
-    for (size_t i = sorted; i < next; ++i) {
-      if (mass >= target) {
-        cands.resize(i);
-        return;
-      }
-      mass += cands[i].first;
-    }
-    sorted = next;
-    next = std::min(n, next * 4);
-  }
-}
-
-// Keeps the candidates whose probability is >= the k-th largest (ties at the threshold stay).
-void apply_top_k(std::vector<std::pair<float, int32_t>>& cands, int64_t top_k) {
-  if (top_k <= 0 || static_cast<size_t>(top_k) >= cands.size()) return;
-  const auto kth = cands.begin() + (top_k - 1);
-  std::nth_element(cands.begin(), kth, cands.end(), more_likely);
-  const float threshold = kth->first;
-  std::erase_if(cands, [threshold](const auto& c) { return c.first < threshold; });
 }
 
 }  // namespace
@@ -93,74 +57,53 @@ Sampler::Sampler(SamplingParams params, SamplerContext context)
   prompt_ids_.erase(std::unique(prompt_ids_.begin(), prompt_ids_.end()), prompt_ids_.end());
 }
 
-void Sampler::mask_stop_tokens(std::vector<float>& logits) const {
-  if (generated_ >= params_.min_tokens) return;
-  const auto mask = [&logits](int32_t id) {
-    if (id >= 0 && static_cast<size_t>(id) < logits.size()) logits[static_cast<size_t>(id)] = kNegInf;
-  };
-  mask(eos_id_);
-  for (int32_t id : params_.stop_token_ids) mask(id);
-}
-
-void Sampler::apply_penalties(std::vector<float>& logits) const {
-  const auto vocab = static_cast<int64_t>(logits.size());
+std::vector<std::pair<int32_t, std::pair<float, float>>> Sampler::penalty_entries() const {
+  std::vector<std::pair<int32_t, std::pair<float, float>>> entries;
   const float r = params_.repetition_penalty;
-  if (r != 1.0f) {
-    const auto penalize = [&logits, r, vocab](int32_t id) {
-      if (id < 0 || id >= vocab) return;
-      float& v = logits[static_cast<size_t>(id)];
-      v = v > 0.0f ? v / r : v * r;
+  const bool additive = params_.frequency_penalty != 0.0f || params_.presence_penalty != 0.0f;
+  // The output's ids with their (rep, sub), sorted, merged with the prompt's (repetition only).
+  std::vector<std::pair<int32_t, int64_t>> output(output_counts_.begin(), output_counts_.end());
+  std::sort(output.begin(), output.end());
+  const auto for_output = [&](int64_t count) {
+    const float sub =
+        additive ? params_.frequency_penalty * static_cast<float>(count) + params_.presence_penalty : 0.0f;
+    return std::pair<float, float>(r, sub);
+  };
+  if (r != 1.0f || additive) {
+    auto prompt = prompt_ids_.begin();
+    const auto prompt_end = r != 1.0f ? prompt_ids_.end() : prompt_ids_.begin();
+    for (const auto& [id, count] : output) {
+      for (; prompt != prompt_end && *prompt < id; ++prompt) entries.push_back({*prompt, {r, 0.0f}});
+      if (prompt != prompt_end && *prompt == id) ++prompt;
+      entries.push_back({id, for_output(count)});
+    }
+    for (; prompt != prompt_end; ++prompt) entries.push_back({*prompt, {r, 0.0f}});
+  }
+  if (generated_ < params_.min_tokens) {  // EOS and stop ids masked (vLLM masks EOS even with ignore_eos)
+    const auto mask = [&entries](int32_t id) {
+      if (id < 0) return;
+      const auto it = std::lower_bound(entries.begin(), entries.end(), id,
+                                       [](const auto& e, int32_t v) { return e.first < v; });
+      if (it != entries.end() && it->first == id) {
+        it->second.second = kInf;
+      } else {
+        entries.insert(it, {id, {1.0f, kInf}});
+      }
     };
-    for (int32_t id : prompt_ids_) penalize(id);
-    for (const auto& [id, count] : output_counts_)
-      if (!std::binary_search(prompt_ids_.begin(), prompt_ids_.end(), id)) penalize(id);
+    mask(eos_id_);
+    for (int32_t id : params_.stop_token_ids) mask(id);
   }
-  if (params_.frequency_penalty == 0.0f && params_.presence_penalty == 0.0f) return;
-  for (const auto& [id, count] : output_counts_) {
-    if (id < 0 || id >= vocab) continue;
-    float& v = logits[static_cast<size_t>(id)];
-    v -= params_.frequency_penalty * static_cast<float>(count);
-    v -= params_.presence_penalty;
-  }
+  return entries;
 }
 
-int32_t Sampler::sample_random(SamplerWorkspace& ws) const {
-  std::vector<float>& x = ws.logits_;
-  float max_logit = kNegInf;
-  for (float& v : x) {
-    v /= params_.temperature;
-    max_logit = std::max(max_logit, v);
-  }
-  if (max_logit == kNegInf) return 0;  // every token masked: nothing to draw from
-  // Unnormalised probabilities, the top token's = 1; min-p keeps p >= min_p * 1.
-  auto& cands = ws.pairs_;
-  cands.clear();
-  for (size_t i = 0; i < x.size(); ++i) {
-    if (x[i] == kNegInf) continue;
-    const float p = std::exp(x[i] - max_logit);
-    if (p >= params_.min_p) cands.emplace_back(p, static_cast<int32_t>(i));
-  }
-  apply_top_k(cands, params_.top_k);
-  if (params_.top_p < 1.0f) apply_top_p(cands, params_.top_p);
-
-  double total = 0;
-  for (const auto& c : cands) total += c.first;
-  const double target = uniform_at(seed_, generated_) * total;
-  int32_t chosen = cands.back().second;
-  double acc = 0;
-  for (const auto& c : cands) {
-    acc += c.first;
-    if (target < acc) {
-      chosen = c.second;
-      break;
-    }
-  }
-  if (params_.logprobs && logprobs_mode_ == LogprobsMode::kProcessed) {  // the sampled distribution
-    for (auto& c : cands) c.first = x[static_cast<size_t>(c.second)];
-    std::fill(x.begin(), x.end(), kNegInf);
-    for (const auto& c : cands) x[static_cast<size_t>(c.second)] = c.first;
-  }
-  return chosen;
+DeviceSampleRow Sampler::device_row() const {
+  const int64_t top_k = std::min<int64_t>(params_.top_k, std::numeric_limits<int32_t>::max());
+  return {.temperature = params_.temperature,
+          .top_k = static_cast<int32_t>(top_k),
+          .top_p = params_.top_p,
+          .min_p = params_.min_p,
+          .uniform = uniform_at(seed_, generated_),
+          .penalties = penalty_entries()};
 }
 
 void Sampler::fill_logprobs(std::span<const float> logits, SampleResult& out, SamplerWorkspace& ws) const {
@@ -177,15 +120,26 @@ void Sampler::record(int32_t token) {
 
 SampleResult Sampler::sample(std::span<const float> logits, SamplerWorkspace& ws) {
   SampleResult out;
-  ws.logits_.assign(logits.begin(), logits.end());
-  mask_stop_tokens(ws.logits_);
-  apply_penalties(ws.logits_);
-  if (greedy())
-    out.token = argmax(ws.logits_.data(), static_cast<int64_t>(ws.logits_.size()));
-  else
-    out.token = sample_random(ws);
-  if (params_.logprobs)
-    fill_logprobs(logprobs_mode_ == LogprobsMode::kRaw ? logits : std::span<const float>(ws.logits_), out, ws);
+  const DeviceSampleRow row = device_row();
+  std::vector<float>& x = ws.logits_;
+  x.assign(logits.begin(), logits.end());
+  for (const auto& [id, penalty] : row.penalties) {
+    if (static_cast<size_t>(id) >= x.size()) continue;  // outside the vocabulary: ignored, as on the device
+    float& v = x[static_cast<size_t>(id)];
+    v = backend::sample_penalize(v, penalty.first, penalty.second);
+  }
+  out.token = ws.row_.sample(x, {.temperature = row.temperature,
+                                 .top_k = row.top_k,
+                                 .top_p = row.top_p,
+                                 .min_p = row.min_p,
+                                 .uniform = row.uniform});
+  if (params_.logprobs) {
+    if (logprobs_mode_ == LogprobsMode::kProcessed && ws.row_.drew()) {  // the sampled distribution
+      for (size_t i = 0; i < x.size(); ++i)
+        x[i] = ws.row_.kept(static_cast<int64_t>(i)) ? x[i] / row.temperature : kNegInf;
+    }
+    fill_logprobs(logprobs_mode_ == LogprobsMode::kRaw ? logits : std::span<const float>(x), out, ws);
+  }
   record(out.token);
   return out;
 }

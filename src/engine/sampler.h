@@ -1,7 +1,9 @@
-// Host-side token sampling from one row of logits, per request: min_tokens masking, repetition /
-// frequency / presence penalties, then greedy, or temperature -> min-p -> top-k -> top-p -> a draw,
-// in vLLM's order (docs/sampling.md). Each Sampler owns its request's state (output token counts,
-// seed and step), so a request's tokens never depend on what else is sampled in the same batch.
+// Token sampling per request: min_tokens masking, repetition / frequency / presence penalties, then
+// greedy, or temperature -> min-p -> top-k -> top-p -> a draw, in vLLM's order (docs/sampling.md).
+// Each Sampler owns its request's state (output token counts, seed and step), so a request's tokens
+// never depend on what else is sampled in the same batch. The draw is the canonical algorithm of
+// backend::SampleParams: sample() runs it on the host; device_row() + Backend::sample + accept()
+// run it on a backend and pick the same tokens bit for bit.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "backend/sample_row.h"
 #include "engine/logprobs.h"
 #include "engine/sampler_params.h"
 
@@ -28,8 +31,21 @@ struct SampleResult {
 class SamplerWorkspace {
  private:
   friend class Sampler;
-  std::vector<float> logits_;                    // the processed row
-  std::vector<std::pair<float, int32_t>> pairs_;  // candidates (probability, id)
+  std::vector<float> logits_;                     // the processed row
+  std::vector<std::pair<float, int32_t>> pairs_;  // top_logprobs scratch
+  backend::RowSampler row_;                       // the canonical draw's buffers
+};
+
+// The inputs of one request's next draw, as Backend::sample takes them (one row of SampleParams).
+// A default row is greedy without penalties.
+struct DeviceSampleRow {
+  float temperature = 0.0f;  // < kGreedyTemperature: greedy
+  int32_t top_k = 0;         // <= 0: off
+  float top_p = 1.0f;
+  float min_p = 0.0f;
+  double uniform = 0.0;  // uniform_at(seed, step)
+  // (token, (rep, sub)), ascending distinct tokens: x = (x > 0 ? x / rep : x * rep) - sub.
+  std::vector<std::pair<int32_t, std::pair<float, float>>> penalties;
 };
 
 struct SamplerContext {
@@ -50,17 +66,21 @@ class Sampler {
     return sample(std::span<const float>(logits, static_cast<size_t>(vocab))).token;
   }
 
+  // The inputs of this request's next draw for Backend::sample. penalties: one entry per token of
+  // prompt ∪ output (repetition: rep; frequency and presence: sub = frequency · count + presence)
+  // and, while fewer than min_tokens are out, EOS and the stop ids with sub = +inf.
+  DeviceSampleRow device_row() const;
+  // Records a token that Backend::sample picked for device_row() (what sample() records after its
+  // own pick: penalty counts, min_tokens, the draw counter).
+  void accept(int32_t token) { record(token); }
+
   const SamplingParams& params() const { return params_; }
   uint64_t seed() const { return seed_; }
   int64_t num_generated() const { return generated_; }
 
  private:
-  bool greedy() const { return params_.temperature < kGreedyTemperature; }
-  void mask_stop_tokens(std::vector<float>& logits) const;
-  void apply_penalties(std::vector<float>& logits) const;
-  // Temperature, the filters and the draw; leaves the processed row in workspace.logits_ when
-  // processed logprobs are wanted.
-  int32_t sample_random(SamplerWorkspace& workspace) const;
+  // The penalty entries of device_row().
+  std::vector<std::pair<int32_t, std::pair<float, float>>> penalty_entries() const;
   void fill_logprobs(std::span<const float> logits, SampleResult& out, SamplerWorkspace& workspace) const;
   void record(int32_t token);
 
