@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <numeric>
@@ -217,6 +218,61 @@ void bench_small_m(Backend& b, const char* path, std::initializer_list<int64_t> 
     }
 }
 
+// The sample op on random bf16 logits [R, 131072] (std 3): greedy; temperature 0.8 + top-k 50 +
+// top-p 0.9; top-p 0.9 alone (the radix selects over weights). 20 calls back to back per timed
+// repetition.
+void bench_sample(Backend& b) {
+  using pixtral::base::DType;
+  const int64_t vocab = 131072;
+  struct Config {
+    const char* name;
+    float temperature;
+    int32_t top_k;
+    float top_p;
+  };
+  const Config configs[] = {{"greedy", 0.0f, 0, 1.0f}, {"T 0.8, top-k 50, top-p 0.9", 0.8f, 50, 0.9f},
+                            {"T 1.0, top-p 0.9", 1.0f, 0, 0.9f}};
+  for (int64_t rows : {1, 64, 256}) {
+    auto logits = b.alloc(DType::kBF16, {rows, vocab});
+    b.fill_random(logits, 31, 0.0f, 3.0f);
+    const auto n = static_cast<size_t>(rows);
+    auto f32 = [&](float v) {
+      auto t = b.alloc(DType::kF32, {rows});
+      const std::vector<float> host(n, v);
+      b.upload(host.data(), DType::kF32, t);
+      return t;
+    };
+    auto i32 = [&](int32_t v) {
+      auto t = b.alloc(DType::kI32, {rows});
+      const std::vector<int32_t> host(n, v);
+      b.upload(host.data(), DType::kI32, t);
+      return t;
+    };
+    std::vector<int64_t> uniform_bits(n);  // F64 uniforms, uploaded as raw 64-bit words
+    for (size_t i = 0; i < n; ++i) {
+      const double u = (static_cast<double>(i) + 0.5) / static_cast<double>(n);
+      std::memcpy(&uniform_bits[i], &u, sizeof u);
+    }
+    auto uniform = b.alloc(DType::kI64, {rows});
+    b.upload(uniform_bits.data(), DType::kI64, uniform);
+    pixtral::backend::Tensor uniform_f64 = uniform.tensor();
+    uniform_f64.dtype = DType::kF64;
+    auto out = b.alloc(DType::kI32, {rows});
+    for (const Config& c : configs) {
+      auto temperature = f32(c.temperature), top_p = f32(c.top_p), min_p = f32(0.0f);
+      auto top_k = i32(c.top_k);
+      constexpr int kCalls = 20;
+      const double s = median_seconds(b, 2, 10, [&] {
+        for (int i = 0; i < kCalls; ++i)
+          b.sample({.logits = logits, .temperature = temperature, .top_k = top_k, .top_p = top_p, .min_p = min_p,
+                    .uniform = uniform_f64, .out_ids = out});
+      }) / kCalls;
+      std::printf("sample R=%3lld V=131072 %-26s: %8.1f us (%.2f us per row)\n", static_cast<long long>(rows),
+                  c.name, s * 1e6, s * 1e6 / static_cast<double>(rows));
+    }
+  }
+}
+
 // A backend made with `name` = `value` in the environment (the switch is read at construction).
 std::unique_ptr<Backend> backend_with_env(const char* name, const char* value) {
   setenv(name, value, 1);
@@ -266,6 +322,7 @@ int main() {
   bench_prefill(*model, cache, 4160);
   bench_vision(*model);
   bench_ttft(*model, cache);
+  bench_sample(*backend);
   size_t free_bytes = 0, total_bytes = 0;
   cudaMemGetInfo(&free_bytes, &total_bytes);
   std::printf("device memory in use at the end (pool keeps its peak): %.2f GiB of %.2f GiB\n",
