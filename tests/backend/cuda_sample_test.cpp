@@ -1,9 +1,9 @@
 // The CUDA sample op picks exactly the CPU op's ids (the canonical algorithm of ops.h
-// SampleParams): a randomized grid of R 1..128 rows, V 1000 / 32000 / 131072, bf16 and f32 logits
-// (ties, -inf entries, fully masked rows, sharp peaks), every parameter combination (greedy,
-// temperature, top-k incl. ties and off values, top-p incl. tiny, min-p), penalty entries with
-// repeated tokens over several 1024-entry chunks; the draws' frequencies against the
-// probabilities; and a CUDA graph replay with fresh inputs. Skips without a GPU.
+// SampleParams): a randomized grid of R 1..128 rows, V 1000 / 4099 / 32000 / 131072 / 300000,
+// bf16 and f32 logits (ties, -inf entries, fully masked rows, sharp peaks), every parameter
+// combination (greedy, temperature, top-k incl. ties and off values, top-p incl. tiny, min-p),
+// penalty entries with repeated tokens over several 1024-entry chunks; the draws' frequencies
+// against the probabilities; and a CUDA graph replay with fresh inputs. Skips without a GPU.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -153,12 +153,13 @@ TEST(CudaSample, RandomGridMatchesCpuExactly) {
   SKIP_WITHOUT_CUDA();
   std::mt19937_64 rng(11);
   int next_combo = 0, compared = 0, drawn = 0, mismatches = 0;
-  // V = 4099 (not a multiple of 8) takes the id-by-id loads.
-  for (int64_t v : {1000, 4099, 32000, 131072})
+  // V = 4099 (not a multiple of 8) takes the id-by-id loads; V = 300000 (> 2^18) the uint64 weight
+  // histograms.
+  for (int64_t v : {1000, 4099, 32000, 131072, 300000})
     for (int64_t rows : {1, 7, 64, 128})
       for (DType dtype : {DType::kBF16, DType::kF32})
         for (bool penalties : {false, true}) {
-          if (v == 4099 && rows == 128) continue;
+          if ((v == 4099 && rows == 128) || (v == 300000 && rows > 7)) continue;
           Inputs in;
           for (int64_t r = 0; r < rows; ++r) {
             const int kind = static_cast<int>(rng() % 7);
@@ -180,7 +181,7 @@ TEST(CudaSample, RandomGridMatchesCpuExactly) {
             drawn += in.temperature[r] >= kSampleGreedyTemperature;
           }
         }
-  EXPECT_EQ(compared, (3 * (1 + 7 + 64 + 128) + (1 + 7 + 64)) * 4);
+  EXPECT_EQ(compared, (3 * (1 + 7 + 64 + 128) + (1 + 7 + 64) + (1 + 7)) * 4);
   EXPECT_GT(drawn, compared / 2);
   EXPECT_EQ(mismatches, 0);
 }

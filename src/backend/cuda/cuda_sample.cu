@@ -10,11 +10,13 @@
 //  3. top-k: the k-th largest p by radix select over the bits of p (non-negative floats order as
 //     their bit patterns): three digits (11, 11, 8 bits), each a pass over the row that recomputes
 //     p and histograms the candidates' digits with shared-memory atomics;
-//  4. top-p: the same radix select with uint64 weight histograms (integer atomics are exact, so
-//     the sums do not depend on the order) finds p* (the probability at the cut); the tokens at p*
-//     stay in id order up to the cut, counted from a block scan of tie counts;
+//  4. top-p: the same radix select with weight histograms (integer atomics are exact, so the sums
+//     do not depend on the order; three 32-bit histograms of 14-bit parts of the weights) finds p*
+//     (the probability at the cut); the tokens at p* stay in id order up to the cut, counted from
+//     a block scan of tie counts;
 //  5. the draw: each thread owns a contiguous id range, a block-wide exclusive scan of its kept
-//     weight finds the thread whose range holds the target, which walks its range.
+//     weight finds the thread whose range holds the target, and warp 0 walks that range (a warp
+//     scan over the lanes' shares, then one lane's share).
 // p is recomputed in every pass (the row is read again from L2/HBM) rather than stored. Rows are
 // read 8 ids at a time (one 16-byte load of bf16, two of f32) when V % 8 == 0 and the rows are
 // 16-byte aligned, else id by id.
@@ -28,15 +30,20 @@ namespace {
 
 constexpr int kThreads = 1024;
 constexpr int kWarps = kThreads / 32;
-constexpr int kBins = 2048;       // radix digits of up to 11 bits; p <= 1 has bits < 2^30
-constexpr int kVec = 8;           // ids per vector load
+constexpr int kBins = 2048;  // radix digits of up to 11 bits; p <= 1 has bits < 2^30
+constexpr int kVec = 8;      // ids per vector load
+// Up to this vocabulary the weight histograms are three uint32 histograms of 14-bit parts of the
+// weights (each part sum < 2^18 · 2^14 = 2^32): 32-bit shared atomics are native, 64-bit ones
+// are not and cost several times a pass.
+constexpr int64_t kSplitWeightsMaxVocab = int64_t{1} << 18;
 constexpr int kHashSlots = 2048;  // repeated tokens among 1024 penalty entries
 constexpr unsigned kFullMask = 0xffffffffu;
 
 struct Shared {
   union {
-    unsigned long long weight[kBins];  // top-p: uint64 weights per digit
-    unsigned int count[kBins];         // top-k: tokens per digit
+    unsigned int count[kBins];           // top-k: tokens per digit
+    unsigned int weight_part[3][kBins];  // top-p, V <= 2^18: weight bits [0, 14), [14, 28), [28, 41)
+    unsigned long long weight[kBins];    // top-p, larger V: uint64 weights per digit
   } hist;
   int hash[kHashSlots];
   unsigned long long warp_sum[kWarps];
@@ -47,6 +54,8 @@ struct Shared {
   unsigned int sel_bin;
   unsigned long long sel_above;
   int repeated;
+  int walk_owner;  // the draw: the thread whose id range holds the target
+  unsigned long long walk_before, walk_ties_before;
 };
 
 __device__ __forceinline__ float to_f32(bf16 v) {
@@ -65,6 +74,9 @@ struct Row {
   bool vectors_aligned;  // vocab % kVec == 0 and 16-byte aligned rows: whole-vector loads
 
   __device__ __forceinline__ int64_t vectors() const { return (vocab + kVec - 1) / kVec; }
+  __device__ __forceinline__ float at(int64_t i) const {
+    return penalised != nullptr ? penalised[i] : to_f32(logits[i]);
+  }
 
   // x[k] = the value of id kVec·q + k (0 past the vocabulary).
   __device__ __forceinline__ void load(int64_t q, float (&x)[kVec]) const {
@@ -138,6 +150,16 @@ __device__ __forceinline__ void for_each_in_order(const Row<T>& row, int64_t q_b
     for (int k = 0; k < kVec; ++k)
       if ((q + 1) * kVec + k < row.vocab && !fn((q + 1) * kVec + k, b[k])) return;
   }
+}
+
+// Inclusive prefix sum over the warp in lane order.
+__device__ __forceinline__ unsigned long long warp_inclusive_scan(unsigned long long v) {
+  const int lane = threadIdx.x & 31;
+  for (int offset = 1; offset < 32; offset <<= 1) {
+    const unsigned long long n = __shfl_up_sync(kFullMask, v, offset);
+    if (lane >= offset) v += n;
+  }
+  return v;
 }
 
 // Exclusive prefix sum over the block in thread order; *total = the sum of all.
@@ -290,16 +312,19 @@ template <bool kWeights, typename T, typename TargetOf>
 __device__ bool radix_select(const Row<T>& row, float x_max, float inv_t, float lo, TargetOf target_of,
                              Shared& sh, Selection* out) {
   const int tid = threadIdx.x;
+  const bool split = row.vocab <= kSplitWeightsMaxVocab;
   unsigned int prefix = 0, mask = 0;
   unsigned long long above = 0, target = 0;
   for (int pass = 0; pass < 3; ++pass) {
     const int shift = pass == 0 ? 19 : pass == 1 ? 8 : 0;
     const unsigned int digit_mask = pass == 2 ? 0xffu : 0x7ffu;
     for (int b = tid; b < kBins; b += kThreads) {
-      if (kWeights) {
-        sh.hist.weight[b] = 0;
-      } else {
+      if (!kWeights) {
         sh.hist.count[b] = 0;
+      } else if (split) {
+        sh.hist.weight_part[0][b] = sh.hist.weight_part[1][b] = sh.hist.weight_part[2][b] = 0;
+      } else {
+        sh.hist.weight[b] = 0;
       }
     }
     if (tid == 0) {
@@ -312,18 +337,33 @@ __device__ bool radix_select(const Row<T>& row, float x_max, float inv_t, float 
       const unsigned int bits = __float_as_uint(p);
       if ((bits & mask) != prefix) return;
       const unsigned int bin = (bits >> shift) & digit_mask;
-      if (kWeights) {
-        const unsigned long long w = p >= lo ? sample_weight(p) : 0ull;
-        if (w != 0) atomicAdd(&sh.hist.weight[bin], w);
-      } else {
+      if (!kWeights) {
         atomicAdd(&sh.hist.count[bin], 1u);
+        return;
       }
+      const unsigned long long w = p >= lo ? sample_weight(p) : 0ull;
+      if (w == 0) return;
+      if (!split) {
+        atomicAdd(&sh.hist.weight[bin], w);
+        return;
+      }
+      const auto low = static_cast<unsigned int>(w & 0x3fffu),
+                 mid = static_cast<unsigned int>((w >> 14) & 0x3fffu);
+      const auto high = static_cast<unsigned int>(w >> 28);
+      if (low != 0) atomicAdd(&sh.hist.weight_part[0][bin], low);
+      if (mid != 0) atomicAdd(&sh.hist.weight_part[1][bin], mid);
+      if (high != 0) atomicAdd(&sh.hist.weight_part[2][bin], high);
     });
     __syncthreads();
     // Thread t owns bins 2047 - 2t and 2046 - 2t: thread order is descending p.
     const int high = kBins - 1 - 2 * tid;
-    const unsigned long long h1 = kWeights ? sh.hist.weight[high] : sh.hist.count[high];
-    const unsigned long long h0 = kWeights ? sh.hist.weight[high - 1] : sh.hist.count[high - 1];
+    const auto bin_amount = [&sh, split](int b) -> unsigned long long {
+      if (!kWeights) return sh.hist.count[b];
+      if (!split) return sh.hist.weight[b];
+      return sh.hist.weight_part[0][b] + (static_cast<unsigned long long>(sh.hist.weight_part[1][b]) << 14) +
+             (static_cast<unsigned long long>(sh.hist.weight_part[2][b]) << 28);
+    };
+    const unsigned long long h1 = bin_amount(high), h0 = bin_amount(high - 1);
     unsigned long long total = 0;
     const unsigned long long before = block_exclusive_scan(h1 + h0, &total, sh);
     if (pass == 0) {
@@ -438,17 +478,53 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleArgs a) {
     return;
   }
   const unsigned long long target = sample_draw_target(a.uniform[r], total);
-  if (before <= target && target < before + weight) {
-    unsigned long long cumulative = before, rank = ties_before;
-    for_each_in_order(row, q_begin, q_end, [&](int64_t i, float x) {
-      const float p = sample_prob(x, x_max, inv_t);
-      if (!(p >= lo)) return true;
-      if (use_top_p && !(p > p_star) && !(p == p_star && ++rank <= ties_kept)) return true;
-      cumulative += sample_weight(p);
-      if (cumulative <= target) return true;
+  if (before <= target && target < before + weight) {  // exactly one thread
+    sh.walk_owner = tid;
+    sh.walk_before = before;
+    sh.walk_ties_before = ties_before;
+  }
+  __syncthreads();
+  if (tid >= 32) return;
+  // Warp 0 walks the owner's ids: each lane a contiguous share, a warp scan of the lanes' tie
+  // counts and kept weights, then the lane holding the target walks its share.
+  const int lane = tid;
+  const int64_t owner_q =
+      sh.walk_owner * per_thread < row.vectors() ? sh.walk_owner * per_thread : row.vectors();
+  const int64_t id_begin = owner_q * kVec < vocab ? owner_q * kVec : vocab;
+  const int64_t id_end = (owner_q + per_thread) * kVec < vocab ? (owner_q + per_thread) * kVec : vocab;
+  const int64_t per_lane = (id_end - id_begin + 31) / 32;
+  const int64_t lane_begin = id_begin + lane * per_lane < id_end ? id_begin + lane * per_lane : id_end;
+  const int64_t lane_end = lane_begin + per_lane < id_end ? lane_begin + per_lane : id_end;
+  unsigned long long lane_ties = 0;
+  if (use_top_p)
+    for (int64_t i = lane_begin; i < lane_end; ++i)
+      lane_ties += sample_prob(row.at(i), x_max, inv_t) == p_star;
+  const unsigned long long lane_ties_before =
+      sh.walk_ties_before + warp_inclusive_scan(lane_ties) - lane_ties;
+  // Whether id i (probability p) is kept; rank counts the ties at p* seen so far in id order.
+  const auto kept = [&](float p, unsigned long long& rank) {
+    if (!(p >= lo)) return false;
+    if (!use_top_p || p > p_star) return true;
+    return p == p_star && ++rank <= ties_kept;
+  };
+  unsigned long long lane_weight = 0, rank = lane_ties_before;
+  for (int64_t i = lane_begin; i < lane_end; ++i) {
+    const float p = sample_prob(row.at(i), x_max, inv_t);
+    if (kept(p, rank)) lane_weight += sample_weight(p);
+  }
+  const unsigned long long lane_after = sh.walk_before + warp_inclusive_scan(lane_weight);
+  const unsigned int holds = __ballot_sync(kFullMask, target < lane_after);
+  if (lane != __ffs(holds) - 1) return;
+  unsigned long long cumulative = lane_after - lane_weight;
+  rank = lane_ties_before;
+  for (int64_t i = lane_begin; i < lane_end; ++i) {
+    const float p = sample_prob(row.at(i), x_max, inv_t);
+    if (!kept(p, rank)) continue;
+    cumulative += sample_weight(p);
+    if (cumulative > target) {
       a.out_ids[r] = static_cast<int32_t>(i);
-      return false;
-    });
+      return;
+    }
   }
 }
 
