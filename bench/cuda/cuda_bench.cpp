@@ -283,23 +283,34 @@ std::unique_ptr<Backend> backend_with_env(const char* name, const char* value) {
 
 }  // namespace
 
-int main() {
+// cuda_bench [--decode-only]: --decode-only skips the op-level sweeps and the attention kernels
+// (to compare whole-model figures under different PIXTRAL_CUDA_* settings quickly).
+int main(int argc, char** argv) {
   if (pixtral::backend::cuda_device_count() == 0) {
     std::printf("cuda_bench: no CUDA device\n");
     return 0;
   }
-  {
+  const bool decode_only = argc > 1 && std::string(argv[1]) == "--decode-only";
+  if (!decode_only) {
     auto gemv = std::move(pixtral::backend::make_cuda_backend(0)).value();
     bench_small_m(*gemv, "gemv", {1, 4, 8});
     bench_small_m(*backend_with_env("PIXTRAL_CUDA_GEMV", "0"), "cublasLt", {1, 4, 8});
-    // The GEMV with a forced number of warps per output column (K split), to tune the default.
+    // The GEMV's launch choices, one at a time from the default, to tune the defaults: warps per
+    // output column (K split), resident blocks per SM, x read through L1 instead of staged in
+    // shared memory, no programmatic dependent launch.
     for (const char* wpc : {"1", "2", "4", "8"}) {
       const std::string path = std::string("gemv-wpc") + wpc;
       bench_small_m(*backend_with_env("PIXTRAL_CUDA_GEMV_WPC", wpc), path.c_str(), {1});
     }
+    for (const char* blocks : {"1", "2", "4"}) {
+      const std::string path = std::string("gemv-blk") + blocks;
+      bench_small_m(*backend_with_env("PIXTRAL_CUDA_GEMV_BLOCKS", blocks), path.c_str(), {1});
+    }
+    bench_small_m(*backend_with_env("PIXTRAL_CUDA_GEMV_STAGE", "0"), "gemv-l1x", {1});
+    bench_small_m(*backend_with_env("PIXTRAL_CUDA_PDL", "0"), "gemv-nopdl", {1});
   }
   auto backend = std::move(pixtral::backend::make_cuda_backend(0)).value();
-  bench_attention(*backend);
+  if (!decode_only) bench_attention(*backend);
   auto config = pixtral::io::parse_model_config(pixtral::io::pixtral_12b_params_json(), "params.json");
   if (!config.is_ok()) {
     std::fprintf(stderr, "%s\n", config.status().to_string().c_str());
@@ -319,6 +330,7 @@ int main() {
   bench_decode_graph(*model, cache, 512);
   bench_decode_graph(*model, cache, 4096);
   bench_decode_graph(*model, cache, 32768);
+  if (decode_only) return 0;
   bench_prefill(*model, cache, 4160);
   bench_vision(*model);
   bench_ttft(*model, cache);

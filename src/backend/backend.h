@@ -10,7 +10,9 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "backend/ops.h"
 
@@ -66,6 +68,9 @@ class Backend {
   // Copies rows between tensors of the same dtype and row size.
   virtual void copy(const Tensor& src, const Tensor& dst) = 0;
   virtual void synchronize() = 0;
+  // Free and total bytes of the device's memory, for backends that know them (the CPU backend
+  // reports nothing). Memory the backend keeps pooled for reuse counts as used.
+  virtual std::optional<std::pair<int64_t, int64_t>> memory_info() const { return std::nullopt; }
   // Fills a float tensor with mean + std·N(0,1) values from a counter-based generator keyed by
   // `seed` (random weights at full size without files, initialised where the tensor lives).
   virtual void fill_random(const Tensor& dst, uint64_t seed, float mean, float stddev) = 0;
@@ -91,6 +96,11 @@ class Backend {
   virtual void paged_attention(const PagedAttentionParams& p) = 0;
   virtual void varlen_attention(const VarlenAttentionParams& p) = 0;
   virtual void sample(const SampleParams& p) = 0;
+
+  // ---- fused ops: the default composes the ops above through temporaries (backend.cpp);
+  // device backends override the shapes they fuse (decode) and fall back to it otherwise. ----
+  virtual void norm_matmul(const NormMatmulParams& p);
+  virtual void qkv_rope(const QkvRopeParams& p);
 };
 
 }  // namespace pixtral::backend

@@ -76,6 +76,19 @@ struct PatchifyParams {
   int64_t patch_size = 16;
 };
 
+// y = RMSNorm(x; norm_weight) · wᵀ, the normalized rows rounded as rms_norm rounds them. With
+// swiglu the product's columns are [gate | up] halves (w = [w1; w3], [2F, D]) and
+// y[:, j] = silu(a[:, j]) ⊙ a[:, F + j] of the product a rounded to the activation dtype, as
+// matmul + silu_mul compute it. (The decoder's FFN input and its final norm + logits.)
+struct NormMatmulParams {
+  Tensor x;            // [M, K]
+  Tensor norm_weight;  // [K]
+  Tensor w;            // [N, K]
+  Tensor y;            // [M, N], or [M, N/2] with swiglu
+  float eps = 1e-5f;
+  bool swiglu = false;
+};
+
 // Paged KV cache of one layer: [num_blocks, block_size, Hkv, hd]. A token's slot is
 // block_id · block_size + offset; sequences map logical blocks to block ids via block tables.
 struct KvWriteParams {
@@ -84,6 +97,23 @@ struct KvWriteParams {
   Tensor k_cache;       // [num_blocks, block_size, Hkv, hd]
   Tensor v_cache;       // [num_blocks, block_size, Hkv, hd]
   Tensor slot_mapping;  // I32 [T]
+};
+
+// The decoder's attention inputs in one op: [q | k | v] = RMSNorm(x; norm_weight) · w_qkvᵀ with
+// w_qkv = [wq; wk; wv], each rounded to the activation dtype; 1D RoPE (interleaved pairs, theta)
+// at pos on q and k; q written to `q`, k and v to the paged cache rows slot_mapping[t]. Equal to
+// rms_norm + three matmuls + rope ×2 + kv_write.
+struct QkvRopeParams {
+  Tensor x;             // [T, D]
+  Tensor norm_weight;   // [D]
+  Tensor w_qkv;         // [(H + 2·Hkv)·hd, D]
+  Tensor pos;           // I32 [T]
+  Tensor q;             // [T, H, hd]
+  Tensor k_cache;       // [num_blocks, block_size, Hkv, hd]
+  Tensor v_cache;       // [num_blocks, block_size, Hkv, hd]
+  Tensor slot_mapping;  // I32 [T]
+  float eps = 1e-5f;
+  float theta = 10000.0f;
 };
 
 // Causal attention of a batch of sequences over the paged cache (prefill chunks and decode alike).

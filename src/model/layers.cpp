@@ -25,9 +25,20 @@ BlockTensors BlockScratch::view(int64_t tokens) const {
 void attention_inputs(backend::Backend& b, const DecoderLayerWeights& w, const backend::Tensor& x, float eps,
                       const BlockTensors& s) {
   b.rms_norm({.x = x, .weight = w.attention_norm, .y = s.normed, .eps = eps});
-  b.matmul({.x = s.normed, .w = w.wq, .y = s.q});
-  b.matmul({.x = s.normed, .w = w.wk, .y = s.k});
-  b.matmul({.x = s.normed, .w = w.wv, .y = s.v});
+  b.matmul({.x = s.normed, .w = w.wq(), .y = s.q});
+  b.matmul({.x = s.normed, .w = w.wk(), .y = s.k});
+  b.matmul({.x = s.normed, .w = w.wv(), .y = s.v});
+}
+
+void attention_output(backend::Backend& b, const DecoderLayerWeights& w, const backend::Tensor& x,
+                      const BlockTensors& s) {
+  b.matmul({.x = s.attn, .w = w.wo, .y = x, .accumulate = true});  // residual add
+}
+
+void ffn(backend::Backend& b, const DecoderLayerWeights& w, const backend::Tensor& x, float eps,
+         const BlockTensors& s) {
+  b.norm_matmul({.x = x, .norm_weight = w.ffn_norm, .w = w.w_gate_up, .y = s.act, .eps = eps, .swiglu = true});
+  b.matmul({.x = s.act, .w = w.w_down, .y = x, .accumulate = true});  // residual add
 }
 
 void attention_output_and_ffn(backend::Backend& b, const DecoderLayerWeights& w, const backend::Tensor& x,

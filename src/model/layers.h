@@ -32,7 +32,14 @@ struct BlockScratch {
 void attention_inputs(backend::Backend& b, const DecoderLayerWeights& w, const backend::Tensor& x, float eps,
                       const BlockTensors& s);
 
-// x += attn·Woᵀ, then x += W2·(SiLU(W1·RMSNorm(x)) ⊙ W3·RMSNorm(x)).
+// x += attn·Woᵀ (the decoder's attention output; its inputs are the fused qkv_rope op).
+void attention_output(backend::Backend& b, const DecoderLayerWeights& w, const backend::Tensor& x,
+                      const BlockTensors& s);
+
+// x += W2·(SiLU(W1·RMSNorm(x)) ⊙ W3·RMSNorm(x)) through the fused norm_matmul (the decoder's FFN).
+void ffn(backend::Backend& b, const DecoderLayerWeights& w, const backend::Tensor& x, float eps, const BlockTensors& s);
+
+// x += attn·Woᵀ, then x += W2·(SiLU(W1·RMSNorm(x)) ⊙ W3·RMSNorm(x)) (the vision blocks).
 void attention_output_and_ffn(backend::Backend& b, const DecoderLayerWeights& w, const backend::Tensor& x,
                               float eps, const BlockTensors& s);
 

@@ -28,7 +28,7 @@ Status TextDecoder::check_tokens(const StepInputs& in) const {
 void TextDecoder::compute(backend::Backend& b, const StepTensors& t, const std::vector<ImageScatterTensors>& images,
                           KvCache& cache) const {
   const auto& c = config_.text;
-  const int64_t n = t.x.dim(0), h = c.num_heads, hkv = c.num_kv_heads, hd = c.head_dim;
+  const int64_t n = t.x.dim(0), h = c.num_heads, hd = c.head_dim;
   // h0 = token embeddings, with image features written over the [IMG] rows (ref: §6).
   b.embedding({.table = weights_.tok_embeddings, .ids = t.ids, .out = t.x});
   for (const auto& img : images) b.scatter_rows({.src = img.src, .index = img.dst, .dst = t.x});
@@ -38,20 +38,19 @@ void TextDecoder::compute(backend::Backend& b, const StepTensors& t, const std::
   const BlockTensors& s = t.block;
   for (size_t l = 0; l < weights_.layers.size(); ++l) {
     const auto& layer = weights_.layers[l];
-    attention_inputs(b, layer, t.x, eps, s);
-    const Tensor q = s.q.reshape({n, h, hd}), k = s.k.reshape({n, hkv, hd}), v = s.v.reshape({n, hkv, hd});
-    b.rope({.x = q, .pos = t.positions, .theta = theta});  // ref: §7 1D RoPE, interleaved pairs
-    b.rope({.x = k, .pos = t.positions, .theta = theta});
-    b.kv_write({.k = k, .v = v, .k_cache = cache.k[l], .v_cache = cache.v[l], .slot_mapping = t.slots});
+    const Tensor q = s.q.reshape({n, h, hd});
+    // ref: §7 — RMSNorm, q/k/v projections, 1D RoPE (interleaved pairs), K/V into the paged cache.
+    b.qkv_rope({.x = t.x, .norm_weight = layer.attention_norm, .w_qkv = layer.wqkv, .pos = t.positions, .q = q,
+                .k_cache = cache.k[l], .v_cache = cache.v[l], .slot_mapping = t.slots, .eps = eps, .theta = theta});
     b.paged_attention({.q = q, .k_cache = cache.k[l], .v_cache = cache.v[l], .q_start = t.q_start,
                        .kv_len = t.kv_len, .block_tables = t.block_tables, .out = s.attn.reshape({n, h, hd}),
                        .scale = scale, .num_seqs = t.num_seqs, .max_kv_len = t.max_kv_len, .max_q_len = t.max_q_len});
-    attention_output_and_ffn(b, layer, t.x, eps, s);
+    attention_output(b, layer, t.x, s);
+    ffn(b, layer, t.x, eps, s);
   }
   // logits = RMSNorm(h_rows; norm) · outputᵀ for the selected rows only.
   b.gather_rows({.src = t.x, .index = t.logit_rows, .out = t.selected});
-  b.rms_norm({.x = t.selected, .weight = weights_.norm, .y = t.selected, .eps = eps});
-  b.matmul({.x = t.selected, .w = weights_.output, .y = t.logits});
+  b.norm_matmul({.x = t.selected, .norm_weight = weights_.norm, .w = weights_.output, .y = t.logits, .eps = eps});
 }
 
 Result<TensorBuffer> TextDecoder::forward(backend::Backend& b, const DecoderBatch& batch, KvCache& cache) const {

@@ -9,7 +9,7 @@ namespace {
 using backend::Backend;
 using backend::Shape;
 
-// Where one canonical tensor goes: the buffer and, for the fused gate/up, the row offset.
+// Where one canonical tensor goes: the buffer and, for fused buffers (q/k/v, gate/up), the row offset.
 struct Destination {
   TensorBuffer* buffer;
   int64_t row_offset = 0;
@@ -19,9 +19,9 @@ TensorBuffer alloc_weight(Backend& backend, Shape shape) { return backend.alloc(
 
 void alloc_layer(Backend& b, DecoderLayerWeights& l, int64_t d, int64_t h, int64_t hkv, int64_t hd, int64_t f) {
   l.attention_norm = alloc_weight(b, {d});
-  l.wq = alloc_weight(b, {h * hd, d});
-  l.wk = alloc_weight(b, {hkv * hd, d});
-  l.wv = alloc_weight(b, {hkv * hd, d});
+  l.wqkv = alloc_weight(b, {(h + 2 * hkv) * hd, d});
+  l.q_rows = h * hd;
+  l.kv_rows = hkv * hd;
   l.wo = alloc_weight(b, {d, h * hd});
   l.ffn_norm = alloc_weight(b, {d});
   l.w_gate_up = alloc_weight(b, {2 * f, d});
@@ -31,9 +31,9 @@ void alloc_layer(Backend& b, DecoderLayerWeights& l, int64_t d, int64_t h, int64
 void add_layer_destinations(std::vector<std::pair<std::string, Destination>>& out, const std::string& prefix,
                             DecoderLayerWeights& l, int64_t f) {
   out.push_back({prefix + "attention_norm.weight", {&l.attention_norm}});
-  out.push_back({prefix + "attention.wq.weight", {&l.wq}});
-  out.push_back({prefix + "attention.wk.weight", {&l.wk}});
-  out.push_back({prefix + "attention.wv.weight", {&l.wv}});
+  out.push_back({prefix + "attention.wq.weight", {&l.wqkv, 0}});
+  out.push_back({prefix + "attention.wk.weight", {&l.wqkv, l.q_rows}});
+  out.push_back({prefix + "attention.wv.weight", {&l.wqkv, l.q_rows + l.kv_rows}});
   out.push_back({prefix + "attention.wo.weight", {&l.wo}});
   out.push_back({prefix + "ffn_norm.weight", {&l.ffn_norm}});
   out.push_back({prefix + "feed_forward.w1.weight", {&l.w_gate_up, 0}});
@@ -110,7 +110,7 @@ PixtralWeights random_weights(const io::ModelConfig& config, Backend& backend, u
   PixtralWeights w;
   uint64_t tensor_seed = seed;
   for (auto& [name, dest] : allocate(config, backend, w)) {
-    if (dest.row_offset != 0) continue;  // the fused gate/up buffer is filled once, whole
+    if (dest.row_offset != 0) continue;  // fused buffers (q/k/v, gate/up: one fan-in) are filled once, whole
     const auto& t = dest.buffer->tensor();
     const bool is_vector = t.shape.rank == 1;
     const bool is_norm = name.find("norm") != std::string::npos || name.find("ln_pre") != std::string::npos;

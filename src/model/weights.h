@@ -14,13 +14,17 @@ using backend::TensorBuffer;
 
 struct DecoderLayerWeights {
   TensorBuffer attention_norm;  // [D]
-  TensorBuffer wq;              // [H·hd, D]
-  TensorBuffer wk;              // [Hkv·hd, D]
-  TensorBuffer wv;              // [Hkv·hd, D]
+  TensorBuffer wqkv;            // [(H + 2·Hkv)·hd, D]: rows wq [H·hd], then wk, wv [Hkv·hd] each
+  int64_t q_rows = 0;           // H·hd
+  int64_t kv_rows = 0;          // Hkv·hd
   TensorBuffer wo;              // [D, H·hd]
   TensorBuffer ffn_norm;        // [D]
   TensorBuffer w_gate_up;       // [2F, D]: rows [0, F) = w1 (gate), rows [F, 2F) = w3 (up)
   TensorBuffer w_down;          // [D, F]  (w2)
+
+  backend::Tensor wq() const { return wqkv.tensor().rows(0, q_rows); }                           // [H·hd, D]
+  backend::Tensor wk() const { return wqkv.tensor().rows(q_rows, q_rows + kv_rows); }            // [Hkv·hd, D]
+  backend::Tensor wv() const { return wqkv.tensor().rows(q_rows + kv_rows, q_rows + 2 * kv_rows); }  // [Hkv·hd, D]
 };
 
 struct DecoderWeights {

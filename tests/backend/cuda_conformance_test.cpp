@@ -95,6 +95,124 @@ TEST(CudaConformance, MatmulGemvWarpsPerColumn) {
   }
 }
 
+// The fused small-M ops (norm_matmul with and without SwiGLU, qkv_rope) against the CPU's
+// composition of the unfused ops, on backends with each GEMV launch choice (warps per column,
+// resident blocks, x staged or read through L1, programmatic dependent launch on/off). M > 8 and
+// odd K take the composition on the device too.
+struct EnvCase {
+  const char* name;
+  const char* value;
+};
+std::unique_ptr<Backend> cuda_with(const EnvCase& e) {
+  if (e.name != nullptr) setenv(e.name, e.value, 1);
+  std::unique_ptr<Backend> g = std::move(make_cuda_backend(0)).value();
+  if (e.name != nullptr) unsetenv(e.name);
+  return g;
+}
+constexpr EnvCase kGemvVariants[] = {{nullptr, nullptr},
+                                     {"PIXTRAL_CUDA_GEMV_WPC", "1"},
+                                     {"PIXTRAL_CUDA_GEMV_WPC", "2"},
+                                     {"PIXTRAL_CUDA_GEMV_WPC", "4"},
+                                     {"PIXTRAL_CUDA_GEMV_BLOCKS", "1"},
+                                     {"PIXTRAL_CUDA_GEMV_STAGE", "0"},
+                                     {"PIXTRAL_CUDA_PDL", "0"}};
+
+double rel_between(Backend& g, const Tensor& got_t, const Tensor& want_t) {
+  std::vector<float> want(static_cast<size_t>(want_t.numel())), got(want.size());
+  cpu().download_f32(want_t, want.data());
+  g.download_f32(got_t, got.data());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (!std::isfinite(got[i])) return 1e9;
+    num += (static_cast<double>(got[i]) - want[i]) * (static_cast<double>(got[i]) - want[i]);
+    den += static_cast<double>(want[i]) * want[i];
+  }
+  return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
+}
+
+struct OnBoth {
+  TensorBuffer c, g;
+};
+
+TEST(CudaConformance, NormMatmulFused) {
+  SKIP_WITHOUT_CUDA();
+  const MatmulCase cases[] = {{1, 130, 5120}, {1, 64, 64}, {3, 40, 1032}, {8, 96, 2048}, {5, 34, 24}, {9, 100, 72},
+                              {33, 130, 72}};
+  for (const EnvCase& e : kGemvVariants) {
+    std::unique_ptr<Backend> g = cuda_with(e);
+    auto up = [&](const std::vector<float>& host, Shape shape) {
+      OnBoth b{cpu().alloc(DType::kF32, shape), g->alloc(DType::kBF16, shape)};
+      cpu().upload(host.data(), DType::kF32, b.c);
+      g->upload(host.data(), DType::kF32, b.g);
+      return b;
+    };
+    uint64_t seed = 300;
+    for (const auto& c : cases)
+      for (bool swiglu : {false, true}) {
+        OnBoth x = up(random_bf16(c.m * c.k, ++seed, 3.0f), {c.m, c.k});
+        OnBoth nw = up(random_bf16(c.k, ++seed, 0.5f), {c.k});
+        OnBoth w = up(random_bf16(c.n * c.k, ++seed, 0.1f), {c.n, c.k});
+        const int64_t out = swiglu ? c.n / 2 : c.n;
+        OnBoth y = up(std::vector<float>(static_cast<size_t>(c.m * out), 0.0f), {c.m, out});
+        cpu().norm_matmul({.x = x.c, .norm_weight = nw.c, .w = w.c, .y = y.c, .eps = 1e-5f, .swiglu = swiglu});
+        g->norm_matmul({.x = x.g, .norm_weight = nw.g, .w = w.g, .y = y.g, .eps = 1e-5f, .swiglu = swiglu});
+        EXPECT_LE(rel_between(*g, y.g, y.c), kOpTolerance)
+            << (e.name ? e.name : "default") << "=" << (e.value ? e.value : "") << " " << c.m << "x" << c.n << "x"
+            << c.k << " swiglu " << swiglu;
+      }
+  }
+}
+
+TEST(CudaConformance, QkvRopeFused) {
+  SKIP_WITHOUT_CUDA();
+  struct Case {
+    int64_t t, d, h, hkv, hd;
+  };
+  const Case cases[] = {{1, 256, 4, 2, 64}, {1, 5120 / 8, 8, 2, 128}, {3, 64, 4, 4, 16}, {8, 128, 6, 2, 24},
+                        {5, 96, 2, 1, 128}, {12, 64, 4, 2, 16}};
+  for (const EnvCase& e : kGemvVariants) {
+    std::unique_ptr<Backend> g = cuda_with(e);
+    auto up = [&](const std::vector<float>& host, Shape shape) {
+      OnBoth b{cpu().alloc(DType::kF32, shape), g->alloc(DType::kBF16, shape)};
+      cpu().upload(host.data(), DType::kF32, b.c);
+      g->upload(host.data(), DType::kF32, b.g);
+      return b;
+    };
+    auto up_i32 = [&](const std::vector<int32_t>& host) {
+      const Shape shape{static_cast<int64_t>(host.size())};
+      OnBoth b{cpu().alloc(DType::kI32, shape), g->alloc(DType::kI32, shape)};
+      cpu().upload(host.data(), DType::kI32, b.c);
+      g->upload(host.data(), DType::kI32, b.g);
+      return b;
+    };
+    uint64_t seed = 500;
+    for (const auto& c : cases) {
+      const int64_t blocks = 7, bs = 4, rows = (c.h + 2 * c.hkv) * c.hd;
+      OnBoth x = up(random_bf16(c.t * c.d, ++seed, 2.0f), {c.t, c.d});
+      OnBoth nw = up(random_bf16(c.d, ++seed, 0.5f), {c.d});
+      OnBoth w = up(random_bf16(rows * c.d, ++seed, 0.1f), {rows, c.d});
+      OnBoth q = up(std::vector<float>(static_cast<size_t>(c.t * c.h * c.hd), 0.0f), {c.t, c.h, c.hd});
+      OnBoth kc = up(random_bf16(blocks * bs * c.hkv * c.hd, ++seed), {blocks, bs, c.hkv, c.hd});
+      OnBoth vc = up(random_bf16(blocks * bs * c.hkv * c.hd, ++seed), {blocks, bs, c.hkv, c.hd});
+      std::vector<int32_t> pos(static_cast<size_t>(c.t)), slots(static_cast<size_t>(c.t));
+      for (int64_t i = 0; i < c.t; ++i) {
+        pos[i] = static_cast<int32_t>((i * 7919 + seed) % 40000);
+        slots[i] = static_cast<int32_t>((i * 11 + 3) % (blocks * bs));
+      }
+      OnBoth p = up_i32(pos), sl = up_i32(slots);
+      cpu().qkv_rope({.x = x.c, .norm_weight = nw.c, .w_qkv = w.c, .pos = p.c, .q = q.c, .k_cache = kc.c,
+                      .v_cache = vc.c, .slot_mapping = sl.c, .eps = 1e-5f, .theta = 1e6f});
+      g->qkv_rope({.x = x.g, .norm_weight = nw.g, .w_qkv = w.g, .pos = p.g, .q = q.g, .k_cache = kc.g,
+                   .v_cache = vc.g, .slot_mapping = sl.g, .eps = 1e-5f, .theta = 1e6f});
+      const std::string what = std::string(e.name ? e.name : "default") + "=" + (e.value ? e.value : "") + " t " +
+                               std::to_string(c.t) + " d " + std::to_string(c.d) + " hd " + std::to_string(c.hd);
+      EXPECT_LE(rel_between(*g, q.g, q.c), kOpTolerance) << what;
+      EXPECT_LE(rel_between(*g, kc.g, kc.c), kOpTolerance) << what;
+      EXPECT_LE(rel_between(*g, vc.g, vc.c), kOpTolerance) << what;
+    }
+  }
+}
+
 TEST(CudaConformance, RmsNorm) {
   SKIP_WITHOUT_CUDA();
   for (int64_t t : {1, 5, 17})

@@ -49,8 +49,21 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   if (const char* wpc = std::getenv("PIXTRAL_CUDA_GEMV_WPC"); wpc != nullptr) {
     const int v = std::atoi(wpc);
     PX_CHECK_MSG(v == 0 || v == 1 || v == 2 || v == 4 || v == 8, "PIXTRAL_CUDA_GEMV_WPC is 0, 1, 2, 4 or 8");
-    gemv_wpc_ = v;
+    gemv_.warps_per_col = v;
   }
+  // Cap on resident GEMV blocks per SM (0: occupancy), plain GEMVs' x read through L1 ("0";
+  // default: staged in shared memory), programmatic dependent launch of the GEMVs ("0": off) —
+  // for benchmarks and tests.
+  if (const char* v = std::getenv("PIXTRAL_CUDA_GEMV_BLOCKS"); v != nullptr) gemv_.blocks_per_sm = std::atoi(v);
+  if (const char* v = std::getenv("PIXTRAL_CUDA_GEMV_STAGE"); v != nullptr) gemv_.stage_x = std::strcmp(v, "0") != 0;
+  if (const char* v = std::getenv("PIXTRAL_CUDA_PDL"); v != nullptr) gemv_.pdl = std::strcmp(v, "0") != 0;
+}
+
+std::optional<std::pair<int64_t, int64_t>> CudaBackend::memory_info() const {
+  size_t free_bytes = 0, total_bytes = 0;
+  CUDA_CHECK(cudaSetDevice(device_));
+  CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  return std::make_pair(static_cast<int64_t>(free_bytes), static_cast<int64_t>(total_bytes));
 }
 
 CudaBackend::~CudaBackend() {

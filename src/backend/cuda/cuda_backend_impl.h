@@ -35,6 +35,7 @@ class CudaBackend final : public Backend {
   void download_i32(const Tensor& src, int32_t* host) override;
   void copy(const Tensor& src, const Tensor& dst) override;
   void synchronize() override;
+  std::optional<std::pair<int64_t, int64_t>> memory_info() const override;
   void fill_random(const Tensor& dst, uint64_t seed, float mean, float stddev) override;
 
   bool supports_graphs() const override { return true; }
@@ -54,6 +55,8 @@ class CudaBackend final : public Backend {
   void paged_attention(const PagedAttentionParams& p) override;
   void varlen_attention(const VarlenAttentionParams& p) override;
   void sample(const SampleParams& p) override;  // cuda_backend_sample.cpp
+  void norm_matmul(const NormMatmulParams& p) override;
+  void qkv_rope(const QkvRopeParams& p) override;
 
  private:
   // One cached cuBLASLt plan per (M, N, K, accumulate, bias, pointer alignment in bytes).
@@ -69,6 +72,8 @@ class CudaBackend final : public Backend {
 
   const Plan& plan_for(const PlanKey& key);
   void matmul_cublaslt(const MatmulParams& p);
+  // Whether a small-M matmul of x [m, k] and w can take the GEMV kernels.
+  bool gemv_fits(const Tensor& x, const Tensor& w) const;
   // Next staging slot, after its previous transfer has finished.
   int next_slot();
   void* scratch(size_t bytes);  // stream-ordered temporary, freed by the caller via free_scratch
@@ -82,7 +87,7 @@ class CudaBackend final : public Backend {
   int device_ = 0;
   int num_sms_ = 0;
   bool use_gemv_ = true;
-  int gemv_wpc_ = 0;  // warps per GEMV output column; 0 = chosen per shape (PIXTRAL_CUDA_GEMV_WPC)
+  cuda::GemvTuning gemv_;  // PIXTRAL_CUDA_GEMV_WPC / _BLOCKS / _STAGE, PIXTRAL_CUDA_PDL
   cudaStream_t stream_ = nullptr;
   cublasLtHandle_t lt_ = nullptr;
   void* workspace_ = nullptr;

@@ -73,6 +73,11 @@ void CudaBackend::matmul_cublaslt(const MatmulParams& p) {
                           p.y.data, plan.c, &plan.algo, workspace_, kWorkspaceBytes, stream_));
 }
 
+bool CudaBackend::gemv_fits(const Tensor& x, const Tensor& w) const {
+  return use_gemv_ && x.dim(0) >= 1 && x.dim(0) <= cuda::kGemvMaxM && x.dim(1) % 8 == 0 &&
+         common_alignment({x.data, w.data}) >= 16;
+}
+
 void CudaBackend::matmul(const MatmulParams& p) {
   const int64_t m = p.x.dim(0), k = p.x.dim(1), n = p.w.dim(0);
   PX_CHECK_MSG(p.x.shape.rank == 2 && p.w.shape.rank == 2 && p.y.shape.rank == 2, "matmul operands are 2-D");
@@ -80,13 +85,73 @@ void CudaBackend::matmul(const MatmulParams& p) {
   PX_CHECK_MSG(p.x.dtype == DType::kBF16 && p.w.dtype == DType::kBF16 && p.y.dtype == DType::kBF16, "matmul is bf16");
   if (!p.bias.empty()) PX_CHECK_MSG(p.bias.dtype == DType::kBF16 && p.bias.numel() == n, "matmul bias [N] bf16");
   if (m == 0 || n == 0) return;
-  const bool gemv = use_gemv_ && m <= cuda::kGemvMaxM && k % 8 == 0 && common_alignment({p.x.data, p.w.data}) >= 16;
-  if (gemv) {
+  if (gemv_fits(p.x, p.w)) {
     cuda::launch_gemv(p.x.as<cuda::bf16>(), p.w.as<cuda::bf16>(), p.bias.empty() ? nullptr : p.bias.as<cuda::bf16>(),
-                      p.y.as<cuda::bf16>(), m, n, k, p.accumulate, gemv_wpc_, num_sms_, stream_);
+                      p.y.as<cuda::bf16>(), m, n, k, p.accumulate, gemv_, num_sms_, stream_);
     return;
   }
   matmul_cublaslt(p);
+}
+
+// Decode shapes (M <= 8, x staged in shared memory): one fused GEMV; otherwise the composition.
+void CudaBackend::norm_matmul(const NormMatmulParams& p) {
+  const int64_t m = p.x.dim(0), k = p.x.dim(1), n = p.w.dim(0);
+  for (const Tensor* t : {&p.x, &p.norm_weight, &p.w, &p.y})
+    PX_CHECK_MSG(t->dtype == DType::kBF16, "norm_matmul is bf16");
+  PX_CHECK_MSG(p.norm_weight.numel() == k && p.w.dim(1) == k && p.y.dim(0) == m &&
+                   p.y.dim(1) == (p.swiglu ? n / 2 : n) && (!p.swiglu || n % 2 == 0),
+               "norm_matmul shapes");
+  if (m == 0) return;
+  if (!gemv_fits(p.x, p.w) || cuda::gemv_staged_bytes(m, k) > cuda::kGemvMaxStagedBytes ||
+      common_alignment({p.norm_weight.data}) < 16)
+    return Backend::norm_matmul(p);
+  cuda::GemvArgs a;
+  a.x = p.x.as<cuda::bf16>();
+  a.w = p.w.as<cuda::bf16>();
+  a.y = p.y.as<cuda::bf16>();
+  a.m = m;
+  a.n = n;
+  a.k = k;
+  a.norm_w = p.norm_weight.as<cuda::bf16>();
+  a.eps = p.eps;
+  cuda::launch_gemv_fused(a, p.swiglu ? cuda::GemvFusion::kSwiglu : cuda::GemvFusion::kNone, gemv_, num_sms_, stream_);
+}
+
+void CudaBackend::qkv_rope(const QkvRopeParams& p) {
+  const int64_t t = p.x.dim(0), d = p.x.dim(1), h = p.q.dim(1), hd = p.q.dim(2), hkv = p.k_cache.dim(2);
+  for (const Tensor* x : {&p.x, &p.norm_weight, &p.w_qkv, &p.q, &p.k_cache, &p.v_cache})
+    PX_CHECK_MSG(x->dtype == DType::kBF16, "qkv_rope is bf16");
+  PX_CHECK_MSG(p.q.shape.rank == 3 && p.k_cache.shape.rank == 4 && p.v_cache.shape == p.k_cache.shape,
+               "qkv_rope: q [T, H, hd], caches [blocks, block_size, Hkv, hd]");
+  PX_CHECK_MSG(p.q.dim(0) == t && p.k_cache.dim(3) == hd && p.w_qkv.dim(0) == (h + 2 * hkv) * hd &&
+                   p.w_qkv.dim(1) == d && p.norm_weight.numel() == d && hd % 2 == 0,
+               "qkv_rope shapes");
+  PX_CHECK_MSG(p.pos.dtype == DType::kI32 && p.pos.numel() == t && p.slot_mapping.dtype == DType::kI32 &&
+                   p.slot_mapping.numel() == t,
+               "qkv_rope pos / slot_mapping I32 [T]");
+  if (t == 0) return;
+  if (!gemv_fits(p.x, p.w_qkv) || cuda::gemv_staged_bytes(t, d) > cuda::kGemvMaxStagedBytes ||
+      common_alignment({p.norm_weight.data}) < 16)
+    return Backend::qkv_rope(p);
+  cuda::GemvArgs a;
+  a.x = p.x.as<cuda::bf16>();
+  a.w = p.w_qkv.as<cuda::bf16>();
+  a.y = p.q.as<cuda::bf16>();
+  a.m = t;
+  a.n = p.w_qkv.dim(0);
+  a.k = d;
+  a.norm_w = p.norm_weight.as<cuda::bf16>();
+  a.eps = p.eps;
+  a.pos = p.pos.as<int32_t>();
+  a.slots = p.slot_mapping.as<int32_t>();
+  a.k_cache = p.k_cache.as<cuda::bf16>();
+  a.v_cache = p.v_cache.as<cuda::bf16>();
+  a.num_slots = p.k_cache.dim(0) * p.k_cache.dim(1);
+  a.q_cols = h * hd;
+  a.kv_cols = hkv * hd;
+  a.head_dim = hd;
+  a.theta = p.theta;
+  cuda::launch_gemv_fused(a, cuda::GemvFusion::kQkvRope, gemv_, num_sms_, stream_);
 }
 
 }  // namespace pixtral::backend

@@ -56,12 +56,50 @@ void launch_add_bias(bf16* y, const bf16* bias, int64_t m, int64_t n, cudaStream
 
 // ---- cuda_matmul.cu -------------------------------------------------------------------------
 // Small-M GEMV: y[m, n] = Σ_k x[m, k]·w[n, k] (+ bias[n]) (+ y[m, n] when accumulate), m <= 8,
-// k % 8 == 0, x/w 16-byte aligned. warps_per_col (1, 2, 4, 8) warps share an output column, each
-// over a contiguous K slice; 0 picks it from the shape (gemv_warps_per_col).
-void launch_gemv(const bf16* x, const bf16* w, const bf16* bias, bf16* y, int64_t m, int64_t n, int64_t k,
-                 bool accumulate, int warps_per_col, int num_sms, cudaStream_t s);
-int gemv_warps_per_col(int64_t n, int64_t k, int num_sms);
+// k % 8 == 0, x/w (and norm_w) 16-byte aligned; with the fusions of GemvFusion around it.
 constexpr int64_t kGemvMaxM = 8;
+constexpr size_t kGemvMaxStagedBytes = 200 * 1024;  // x [m, k] staged in shared memory, at most
+
+enum class GemvFusion {
+  kNone,     // y = x·wᵀ (+ bias) (+ y)
+  kSwiglu,   // w = [gate; up] ([2F, K]): y [m, F] = silu(bf16(x·gateᵀ)) ⊙ bf16(x·upᵀ)
+  kQkvRope,  // w = [wq; wk; wv]: y = q [m, q_cols] roped; k roped and v into the caches at slots[m]
+};
+
+struct GemvArgs {
+  const bf16* x = nullptr;  // [m, k]
+  const bf16* w = nullptr;  // [n, k]
+  const bf16* bias = nullptr;
+  bf16* y = nullptr;
+  int64_t m = 0, n = 0, k = 0;
+  bool accumulate = false;
+  const bf16* norm_w = nullptr;  // [k]: x rows RMS-normalized (rms_norm's rounding) before the product
+  float eps = 1e-5f;
+  // kQkvRope
+  const int32_t* pos = nullptr;    // [m]
+  const int32_t* slots = nullptr;  // [m]
+  bf16* k_cache = nullptr;         // [num_slots, kv_cols]
+  bf16* v_cache = nullptr;
+  int64_t num_slots = 0, q_cols = 0, kv_cols = 0, head_dim = 0;
+  float theta = 10000.0f;
+  int wpc = 1;  // set by the launcher
+};
+
+// Launch choices (cuda_bench sweeps them; the backend reads PIXTRAL_CUDA_GEMV_WPC, _BLOCKS, _STAGE, PIXTRAL_CUDA_PDL).
+struct GemvTuning {
+  int warps_per_col = 0;   // 1, 2, 4, 8 warps share an output column over K slices; 0: from the shape
+  int blocks_per_sm = 0;   // cap on resident blocks per SM (persistent grid); 0: occupancy
+  bool stage_x = true;     // plain GEMVs also stage x in shared memory when it fits (fused ones
+                           // always do); "0" reads it through L1 (faster for wo/down alone, not
+                           // in the whole decode step: 100.6 vs 98.9 tok/s measured)
+  bool pdl = true;         // programmatic dependent launch
+};
+
+void launch_gemv_fused(GemvArgs a, GemvFusion fusion, const GemvTuning& tuning, int num_sms, cudaStream_t s);
+void launch_gemv(const bf16* x, const bf16* w, const bf16* bias, bf16* y, int64_t m, int64_t n, int64_t k,
+                 bool accumulate, const GemvTuning& tuning, int num_sms, cudaStream_t s);
+int gemv_warps_per_col(int64_t n, int64_t k, int num_sms);
+size_t gemv_staged_bytes(int64_t m, int64_t k);
 
 // ---- cuda_attention.cu ----------------------------------------------------------------------
 // Geometry of one attention call; see AttentionArgs in cuda_attention.cu for the layouts.
