@@ -40,6 +40,11 @@ struct EngineOptions {
   int64_t max_model_len = 0;        // 0: the model's context length
   int64_t image_cache_entries = 64;  // encoded images kept by content hash
   bool audit_blocks = false;        // check the block manager's invariants after every step (tests)
+  // Where tokens are sampled: "device" (the backend's sample op; only the ids come back to the
+  // host), "host" (all logits downloaded, engine::Sampler per request), or "auto": device on GPU
+  // backends. Both give the same tokens for the same request and seed. Requests that ask for
+  // logprobs are sampled on the host either way (only their rows are downloaded).
+  std::string sampling = "auto";
 };
 
 using RequestId = int64_t;

@@ -2,6 +2,7 @@
 // points, and metrics. The loop itself is in engine_step.cpp, request preparation in
 // engine_request.cpp.
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -86,6 +87,9 @@ Status Engine::Impl::init(const EngineOptions& options) {
   if (options.max_num_seqs <= 0 || options.max_num_batched_tokens <= 0 || options.block_size <= 0)
     return invalid_argument("max_num_seqs, max_num_batched_tokens and block_size must be positive");
   PX_ASSIGN_OR_RETURN(backend_, make_backend(options.backend));
+  if (options.sampling != "auto" && options.sampling != "device" && options.sampling != "host")
+    return invalid_argument("sampling must be \"auto\", \"device\" or \"host\", got \"" + options.sampling + "\"");
+  device_sampling_ = options.sampling == "device" || (options.sampling == "auto" && backend_->name() != "cpu");
   if (!options.random_weights_config.empty()) {
     PX_ASSIGN_OR_RETURN(model_, random_model(options.random_weights_config, *backend_));
     PX_RETURN_IF_ERROR(init_pool());
@@ -123,10 +127,10 @@ Status Engine::Impl::init_pool() {
   const auto& text = model_->config().text;
   int64_t num_blocks = options_.num_kv_blocks;
   if (num_blocks <= 0) {
-    if (options_.kv_cache_bytes <= 0 && options_.gpu_memory_utilization > 0)
-      return unimplemented("gpu_memory_utilization: the backend does not report its free memory; "
-                           "give num_kv_blocks or kv_cache_bytes");
-    const int64_t budget = options_.kv_cache_bytes > 0 ? options_.kv_cache_bytes : (int64_t{1} << 30);
+    int64_t budget = options_.kv_cache_bytes > 0 ? options_.kv_cache_bytes : (int64_t{1} << 30);
+    if (options_.kv_cache_bytes <= 0 && options_.gpu_memory_utilization > 0) {
+      PX_ASSIGN_OR_RETURN(budget, budget_from_utilization());
+    }
     const int64_t per_token = model::KvCache::bytes_per_token(text, backend_->activation_dtype());
     PX_ASSIGN_OR_RETURN(num_blocks, kv_cache::num_blocks_for_budget(
                                         {.budget_bytes = budget, .bytes_per_token = per_token,
@@ -144,6 +148,39 @@ Status Engine::Impl::init_pool() {
   runner_ = model_->make_decode_runner(cache_, options_.max_num_seqs,
                                        (max_len_ + options_.block_size - 1) / options_.block_size);
   return Status::ok();
+}
+
+// The KV pool's share of gpu_memory_utilization × device memory (vLLM's meaning): what is left
+// after the memory in use now (weights) and a reserve for one step's activations — the
+// max_num_batched_tokens rows of the block's scratch tensors, max_num_seqs rows of logits (and
+// their f32 sampling copy), plus 1 GiB for the vision encoder, cuBLAS and the allocator.
+Result<int64_t> Engine::Impl::budget_from_utilization() const {
+  const double util = options_.gpu_memory_utilization;
+  if (!(util > 0 && util <= 1))
+    return invalid_argument("gpu_memory_utilization must be in (0, 1], got " + std::to_string(util));
+  const auto info = backend_->memory_info();
+  if (!info) return invalid_argument("gpu_memory_utilization: the " + backend_->name() +
+                                     " backend has no device memory to share; give num_kv_blocks or kv_cache_bytes");
+  const auto [free_bytes, total_bytes] = *info;
+  const auto& t = model_->config().text;
+  const int64_t elem = static_cast<int64_t>(base::dtype_size(backend_->activation_dtype()));
+  const int64_t per_token = elem * (2 * t.hidden_dim + 2 * t.num_heads * t.head_dim + 2 * t.num_kv_heads * t.head_dim +
+                                    3 * t.ffn_dim);
+  const int64_t reserve = options_.max_num_batched_tokens * per_token +
+                          options_.max_num_seqs * t.vocab_size * (elem + 4) + (int64_t{1} << 30);
+  const int64_t used = total_bytes - free_bytes;
+  const auto budget = static_cast<int64_t>(util * static_cast<double>(total_bytes)) - used - reserve;
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+  if (budget <= 0) {
+    char msg[256];
+    std::snprintf(msg, sizeof msg,
+                  "gpu_memory_utilization %.2f of %.1f GiB leaves no room for the KV cache: %.1f GiB in use "
+                  "(weights), %.1f GiB reserved for activations",
+                  util, static_cast<double>(total_bytes) / kGiB, static_cast<double>(used) / kGiB,
+                  static_cast<double>(reserve) / kGiB);
+    return out_of_range(msg);
+  }
+  return budget;
 }
 
 Engine::Impl::~Impl() {

@@ -78,6 +78,7 @@ class Engine::Impl {
   Impl() = default;
   Status init(const EngineOptions& options);
   Status init_pool();
+  Result<int64_t> budget_from_utilization() const;
 
   // engine_request.cpp (calling thread)
   Status prepare(Request& request, PreparedRequest& out) const;
@@ -92,8 +93,13 @@ class Engine::Impl {
   void run_step();
   Status encode_images(const engine::SchedulerOutput& out);
   backend::Tensor features_of(engine::SeqId seq);
-  Result<std::vector<float>> forward(const engine::SchedulerOutput& out);
-  void sample_step(const engine::SchedulerOutput& out, const std::vector<float>& logits);
+  // The step's logits [R, V] on the backend, one row per scheduled chunk (owned by `keep` or the
+  // decode runner until the next step).
+  Result<backend::Tensor> forward(const engine::SchedulerOutput& out, backend::TensorBuffer& keep);
+  // Samples the rows whose chunk completes a prompt or decodes (engine_sample.cpp), then emits.
+  void sample_step(const engine::SchedulerOutput& out, const backend::Tensor& logits);
+  Result<std::vector<engine::SampleResult>> sample_rows(const backend::Tensor& logits,
+                                                        const std::vector<ActiveRequest*>& rows);
   void finish(ActiveRequest& a, Event& event, FinishReason reason, bool remove_from_scheduler);
   void fail_step(const engine::SchedulerOutput& out, const Status& status);
   void publish_metrics();
@@ -113,6 +119,7 @@ class Engine::Impl {
   std::unique_ptr<engine::Scheduler> scheduler_;
   std::unique_ptr<engine::ImageCache> image_cache_;
   engine::SamplerWorkspace workspace_;
+  bool device_sampling_ = false;  // options_.sampling resolved against the backend
   std::unordered_map<RequestId, std::unique_ptr<ActiveRequest>> active_;
   int64_t image_encoder_runs_ = 0, image_cache_hits_ = 0, steps_ = 0, finished_ = 0, generated_ = 0;
   Histogram ttft_, itl_;

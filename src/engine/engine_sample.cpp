@@ -1,7 +1,9 @@
-// The end of a step: each sampling chunk's row through its request's Sampler, the scheduler
-// update, then the StopChecker and the streaming detokenizer, and the events.
+// The end of a step: each sampling chunk's row sampled (on the device, or through its request's
+// host Sampler), the scheduler update, then the StopChecker and the streaming detokenizer, and the
+// events.
 #include <unordered_set>
 
+#include "engine/device_sampling.h"
 #include "engine/engine_impl.h"
 
 namespace pixtral {
@@ -16,19 +18,67 @@ TokenLogprobInfo to_info(const engine::SampleResult& r) {
 
 }  // namespace
 
-void Engine::Impl::sample_step(const engine::SchedulerOutput& out, const std::vector<float>& logits) {
-  const auto vocab = static_cast<size_t>(model_->config().text.vocab_size);
-  std::vector<engine::SampledToken> sampled;
-  std::vector<std::pair<ActiveRequest*, engine::SampleResult>> results;
+// Rows of a device-sampling step: requests without logprobs go through the backend's sample op
+// (greedy placeholders for the rows that do not sample), and only the ids come back; requests with
+// logprobs download their own row and run their host Sampler (the same draws). Host sampling:
+// every row downloaded, one Sampler after another.
+Result<std::vector<engine::SampleResult>> Engine::Impl::sample_rows(const backend::Tensor& logits,
+                                                                    const std::vector<ActiveRequest*>& rows) {
+  const int64_t vocab = model_->config().text.vocab_size, r_count = logits.dim(0);
+  std::vector<engine::SampleResult> results(static_cast<size_t>(r_count));
+  const auto on_host = [](const ActiveRequest* a) { return a->req.sampling.logprobs; };
+  if (device_sampling_) {
+    engine::DeviceSampleBatch batch;
+    bool any = false;
+    for (const ActiveRequest* a : rows) {
+      const bool device = a != nullptr && !on_host(a);
+      batch.add(device ? a->sampler->device_row() : engine::DeviceSampleRow{});
+      any = any || device;
+    }
+    if (any) {
+      std::vector<int32_t> ids;
+      PX_RETURN_IF_ERROR(batch.run(*backend_, logits, &ids));
+      for (size_t r = 0; r < rows.size(); ++r) {
+        if (rows[r] == nullptr || on_host(rows[r])) continue;
+        rows[r]->sampler->accept(ids[r]);
+        results[r].token = ids[r];
+      }
+    }
+    std::vector<float> row(static_cast<size_t>(vocab));
+    for (size_t r = 0; r < rows.size(); ++r) {
+      if (rows[r] == nullptr || !on_host(rows[r])) continue;
+      const auto i = static_cast<int64_t>(r);
+      backend_->download_f32(logits.rows(i, i + 1), row.data());
+      results[r] = rows[r]->sampler->sample(std::span<const float>(row), workspace_);
+    }
+    return results;
+  }
+  std::vector<float> all(static_cast<size_t>(r_count * vocab));
+  backend_->download_f32(logits, all.data());
+  for (size_t r = 0; r < rows.size(); ++r)
+    if (rows[r] != nullptr)
+      results[r] = rows[r]->sampler->sample(
+          std::span<const float>(all.data() + r * static_cast<size_t>(vocab), static_cast<size_t>(vocab)), workspace_);
+  return results;
+}
+
+void Engine::Impl::sample_step(const engine::SchedulerOutput& out, const backend::Tensor& logits) {
+  std::vector<ActiveRequest*> rows(out.chunks.size(), nullptr);  // the request sampling at row r
   for (size_t r = 0; r < out.chunks.size(); ++r) {
     const engine::ScheduledChunk& chunk = out.chunks[r];
     if (!chunk.sample) continue;
     auto it = active_.find(chunk.seq.value);
     if (it == active_.end() || it->second->done) continue;
-    ActiveRequest& a = *it->second;
-    engine::SampleResult res = a.sampler->sample(std::span<const float>(logits.data() + r * vocab, vocab), workspace_);
-    sampled.push_back({chunk.seq, res.token});
-    results.emplace_back(&a, std::move(res));
+    rows[r] = it->second.get();
+  }
+  auto sampled_rows = sample_rows(logits, rows);
+  if (!sampled_rows.is_ok()) return fail_step(out, sampled_rows.status());
+  std::vector<engine::SampledToken> sampled;
+  std::vector<std::pair<ActiveRequest*, engine::SampleResult>> results;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    if (rows[r] == nullptr) continue;
+    sampled.push_back({out.chunks[r].seq, (*sampled_rows)[r].token});
+    results.emplace_back(rows[r], std::move((*sampled_rows)[r]));
   }
   std::unordered_set<int64_t> ended;  // removed by the scheduler (max_tokens, length limit)
   for (const auto& f : scheduler_->update(out, sampled)) ended.insert(f.seq.value);

@@ -104,7 +104,8 @@ void Engine::Impl::run_step() {
     }
   }
   if (Status s = encode_images(out); !s.is_ok()) return fail_step(out, s);
-  auto logits = forward(out);
+  backend::TensorBuffer keep;
+  auto logits = forward(out, keep);
   if (!logits.is_ok()) return fail_step(out, logits.status());
   // Cancels that arrived while the step ran: update() skips the cancelled sequences. A cancel of
   // a request still in the submission queue (not admitted yet) goes back to the queue of cancels:
@@ -202,23 +203,16 @@ backend::Tensor Engine::Impl::features_of(engine::SeqId seq) {
   return a.assembled.tensor();
 }
 
-Result<std::vector<float>> Engine::Impl::forward(const engine::SchedulerOutput& out) {
+Result<backend::Tensor> Engine::Impl::forward(const engine::SchedulerOutput& out, backend::TensorBuffer& keep) {
   engine::DecoderBatchParams params{.step = &out, .scheduler = scheduler_.get(),
                                     .image_features = [this](engine::SeqId s) { return features_of(s); }};
   PX_ASSIGN_OR_RETURN(model::DecoderBatch batch, engine::build_decoder_batch(params));
-  const int64_t vocab = model_->config().text.vocab_size;
-  std::vector<float> logits(batch.seqs.size() * static_cast<size_t>(vocab));
   const bool pure_decode = std::all_of(batch.seqs.begin(), batch.seqs.end(), [](const model::SequenceChunk& c) {
     return c.token_ids.size() == 1 && c.image_embeds.empty();
   });
-  if (pure_decode && runner_) {
-    PX_ASSIGN_OR_RETURN(backend::Tensor t, runner_->step(batch));
-    backend_->download_f32(t, logits.data());
-  } else {
-    PX_ASSIGN_OR_RETURN(backend::TensorBuffer t, model_->forward(batch, cache_));
-    backend_->download_f32(t, logits.data());
-  }
-  return logits;
+  if (pure_decode && runner_) return runner_->step(batch);
+  PX_ASSIGN_OR_RETURN(keep, model_->forward(batch, cache_));
+  return keep.tensor();
 }
 
 }  // namespace pixtral

@@ -164,6 +164,42 @@ TEST(EngineGolden, SeededSamplingReproducibleAloneAndInBatch) {
   EXPECT_NE(run(*engine, six_requests({}), true), alone);
 }
 
+// The backend's sample op (EngineOptions::sampling = "device", here on the CPU backend) gives the
+// same tokens as the host Sampler: greedy and seeded top-p/top-k/min-p with penalties, batched,
+// with a logprobs request (sampled on the host) in the same steps.
+TEST(EngineGolden, DeviceSamplingEqualsHostSampling) {
+  SamplingOptions sampled;
+  sampled.temperature = 0.8f;
+  sampled.top_p = 0.9f;
+  sampled.top_k = 40;
+  sampled.min_p = 0.02f;
+  sampled.repetition_penalty = 1.1f;
+  sampled.frequency_penalty = 0.3f;
+  sampled.presence_penalty = 0.2f;
+  sampled.seed = 77;
+  for (const SamplingOptions& sampling : {SamplingOptions{}, sampled}) {
+    auto requests = six_requests(sampling);
+    requests[2].sampling.logprobs = true;
+    requests[2].sampling.top_logprobs = 3;
+    requests[4].sampling.min_tokens = 4;
+    EngineOptions host = tiny_options("gqa_f32", true, 24), device = host;
+    host.sampling = "host";
+    device.sampling = "device";
+    auto host_engine = make_engine(host);
+    auto device_engine = make_engine(device);
+    ASSERT_NE(host_engine, nullptr);
+    ASSERT_NE(device_engine, nullptr);
+    const auto want = run(*host_engine, requests, true);
+    EXPECT_EQ(run(*device_engine, requests, true), want) << "temperature " << sampling.temperature;
+    EXPECT_EQ(run(*device_engine, requests, false), want) << "one by one, temperature " << sampling.temperature;
+  }
+  EngineOptions bad = tiny_options("gqa_f32", true);
+  bad.sampling = "gpu";
+  auto refused = Engine::create(bad);
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_NE(refused.status().message().find("sampling"), std::string::npos);
+}
+
 TEST(EngineGolden, SameImageInSeveralRequestsIsEncodedOnce) {
   const auto one = load_golden_case("gqa_f32_one_image");
   auto engine = make_engine(tiny_options("gqa_f32", false));
