@@ -48,6 +48,11 @@ struct Options {
   bool distinct_images = false;
   uint64_t seed = 0;
   int64_t max_num_seqs = 0, max_num_batched_tokens = 0, kv_blocks = 0;  // 0: the engine's default
+  int64_t shared_prefix = 0;  // the first N text tokens are the same in every request
+  double temperature = 0.0, top_p = 1.0;
+  int64_t top_k = 0;
+  double gpu_memory_utilization = 0.0;
+  std::string sampling = "auto";
 };
 
 void print_usage() {
@@ -55,7 +60,10 @@ void print_usage() {
                "usage: pixtral_load --model DIR|demo|random:pixtral-12b [--backend cpu|cuda|auto] [--num-requests N]\n"
                "         [--concurrency C (default: all at once)] [--prompt-len N] [--output-len N]\n"
                "         [--image W,H [--distinct-images]] [--seed N] [--max-num-seqs N]\n"
-               "         [--max-num-batched-tokens N] [--kv-blocks N]\n"
+               "         [--max-num-batched-tokens N] [--kv-blocks N | --gpu-memory-utilization F]\n"
+               "         [--shared-prefix N] [--temperature T] [--top-p P] [--top-k K] [--sampling device|host|auto]\n"
+               "  --shared-prefix N: the first N prompt tokens after BOS are the same in every request (prefix\n"
+               "  cache); the report then gives the first request's TTFT beside the later ones'.\n"
                "  --model demo makes the built-in tiny random model on first use; `pixtral make-tiny --out DIR`\n"
                "  writes one to a directory of your choice.\n");
 }
@@ -73,7 +81,11 @@ std::optional<std::string> parse_flags(int argc, char** argv, Options& o) {
       {"--num-requests", &o.num_requests}, {"--concurrency", &o.concurrency},
       {"--prompt-len", &o.prompt_len},     {"--output-len", &o.output_len},
       {"--max-num-seqs", &o.max_num_seqs}, {"--max-num-batched-tokens", &o.max_num_batched_tokens},
-      {"--kv-blocks", &o.kv_blocks}};
+      {"--kv-blocks", &o.kv_blocks},       {"--shared-prefix", &o.shared_prefix},
+      {"--top-k", &o.top_k}};
+  std::map<std::string, double*> reals = {{"--temperature", &o.temperature},
+                                          {"--top-p", &o.top_p},
+                                          {"--gpu-memory-utilization", &o.gpu_memory_utilization}};
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--distinct-images") {
@@ -81,7 +93,8 @@ std::optional<std::string> parse_flags(int argc, char** argv, Options& o) {
       continue;
     }
     if (flag == "--help" || flag == "-h") return std::string("help");
-    const bool known = flag == "--model" || flag == "--backend" || flag == "--seed" || flag == "--image" || ints.count(flag);
+    const bool known = flag == "--model" || flag == "--backend" || flag == "--seed" || flag == "--image" ||
+                       flag == "--sampling" || ints.count(flag) || reals.count(flag);
     if (!known) return "unknown flag " + flag;
     if (i + 1 >= argc) return flag + " needs a value";
     const std::string value = argv[++i];
@@ -89,6 +102,13 @@ std::optional<std::string> parse_flags(int argc, char** argv, Options& o) {
       o.model = value;
     } else if (flag == "--backend") {
       o.backend = value;
+    } else if (flag == "--sampling") {
+      o.sampling = value;
+    } else if (auto r = reals.find(flag); r != reals.end()) {
+      char* end = nullptr;
+      const double v = std::strtod(value.c_str(), &end);
+      if (value.empty() || *end != '\0' || !(v >= 0)) return flag + ": expected a non-negative number, got '" + value + "'";
+      *r->second = v;
     } else if (flag == "--seed") {
       const auto v = parse_int(value);
       if (!v || *v < 0) return "--seed: expected a non-negative integer, got '" + value + "'";
@@ -153,6 +173,8 @@ Result<std::vector<Request>> build_requests(const Options& o, int64_t vocab) {
   // Random ids above the control tokens when the vocabulary has any room left above them.
   const int64_t lo = vocab > kNumSpecial + 16 ? kNumSpecial : std::min<int64_t>(16, vocab - 1);
   std::uniform_int_distribution<int64_t> token(lo, vocab - 1);
+  std::vector<int32_t> prefix;
+  for (int64_t k = 0; k < o.shared_prefix; ++k) prefix.push_back(static_cast<int32_t>(token(rng)));
   for (int64_t i = 0; i < o.num_requests; ++i) {
     Request r;
     r.prompt_ids.push_back(kBos);
@@ -165,8 +187,13 @@ Result<std::vector<Request>> build_requests(const Options& o, int64_t vocab) {
       append_image_tokens(r.prompt_ids, *shared, geometry.patch_size);
       r.images.push_back(*shared);
     }
-    for (int64_t k = 1; k < o.prompt_len; ++k) r.prompt_ids.push_back(static_cast<int32_t>(token(rng)));
-    r.sampling.temperature = 0.0f;
+    for (int64_t k = 1; k < o.prompt_len; ++k)
+      r.prompt_ids.push_back(k - 1 < static_cast<int64_t>(prefix.size()) ? prefix[static_cast<size_t>(k - 1)]
+                                                                        : static_cast<int32_t>(token(rng)));
+    r.sampling.temperature = static_cast<float>(o.temperature);
+    r.sampling.top_p = static_cast<float>(o.top_p);
+    r.sampling.top_k = o.top_k;
+    r.sampling.seed = o.seed + static_cast<uint64_t>(i);
     r.sampling.max_tokens = o.output_len;
     r.sampling.ignore_eos = true;
     out.push_back(std::move(r));
@@ -346,6 +373,13 @@ int64_t report(const Options& o, const std::vector<Trace>& traces, double durati
   latency_block("Inter-token Latency", "ITL", itl);
   latency_block("End-to-end Latency", "E2EL", e2el);
   std::printf("==================================================\n");
+  if (o.shared_prefix > 0 && ttft.size() >= 2) {  // the first request fills the prefix cache
+    double later = 0;
+    for (size_t i = 1; i < ttft.size(); ++i) later += ttft[i];
+    later /= static_cast<double>(ttft.size() - 1);
+    std::printf("Shared prefix of %lld tokens: first request TTFT %.2f ms, later requests mean %.2f ms (%.1f%%)\n",
+                static_cast<long long>(o.shared_prefix), ttft.front(), later, 100.0 * later / ttft.front());
+  }
   if (short_outputs)
     std::printf("warning: %lld requests produced a number of tokens other than --output-len %lld\n",
                 static_cast<long long>(short_outputs), static_cast<long long>(o.output_len));
@@ -401,6 +435,8 @@ int run_main(int argc, char** argv) {
   if (o.max_num_seqs > 0) eo.max_num_seqs = o.max_num_seqs;
   if (o.max_num_batched_tokens > 0) eo.max_num_batched_tokens = o.max_num_batched_tokens;
   if (o.kv_blocks > 0) eo.num_kv_blocks = o.kv_blocks;
+  eo.gpu_memory_utilization = o.gpu_memory_utilization;
+  eo.sampling = o.sampling;
   auto engine = Engine::create(eo);
   if (!engine.is_ok()) {
     std::fprintf(stderr, "pixtral_load: engine: %s\n", engine.status().to_string().c_str());

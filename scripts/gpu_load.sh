@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine, from the repository root, after scripts/gpu_bundle.sh made .bundle/:
+# the serving-engine load runs of docs/PERFORMANCE.md (pixtral_load, random weights of the exact
+# Pixtral-12B shape initialised on the device). Logs go to $OUT when it is set (else .bundle/out).
+# Usage: bash scripts/gpu_load.sh [all|text|image|cache|long]
+set -uo pipefail
+LOG_DIR=${OUT:-.bundle/out}
+mkdir -p "$LOG_DIR"
+export LD_LIBRARY_PATH="$PWD/.bundle/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+LOAD=.bundle/bin/pixtral_load
+WHAT=${1:-all}
+M=random:pixtral-12b
+
+run() {  # name, timeout, flags...
+  local name=$1 limit=$2
+  shift 2
+  echo "=== $name: pixtral_load $*"
+  timeout "$limit" "$LOAD" --model $M --backend cuda "$@" > "$LOG_DIR/load_$name.log" 2>&1
+  echo "$name rc=$?"
+  grep -E "throughput|TTFT|TPOT|ITL|duration|Successful|Failed|prefix|encoder|cache|blocks|error|warning" \
+    "$LOG_DIR/load_$name.log" | head -40
+}
+
+if [ "$WHAT" = all ] || [ "$WHAT" = text ]; then
+  # 64 text requests at once, 512 in / 256 out (greedy; then seeded sampling with top-p/top-k).
+  run text64 240 --num-requests 64 --prompt-len 512 --output-len 256 --max-num-seqs 64 \
+    --max-num-batched-tokens 4096 --gpu-memory-utilization 0.9
+  run text64_sampled 240 --num-requests 64 --prompt-len 512 --output-len 256 --max-num-seqs 64 \
+    --max-num-batched-tokens 4096 --gpu-memory-utilization 0.9 --temperature 0.8 --top-p 0.95 --top-k 50
+fi
+if [ "$WHAT" = all ] || [ "$WHAT" = image ]; then
+  # 32 in flight, each one distinct 1024x1024 image + 100 text tokens, 256 out; chunks of 512
+  # tokens bound the inter-token latency of the running streams while an image prefills.
+  run image32 300 --num-requests 96 --concurrency 32 --prompt-len 100 --output-len 256 --image 1024,1024 \
+    --distinct-images --max-num-seqs 32 --max-num-batched-tokens 512 --gpu-memory-utilization 0.9
+fi
+if [ "$WHAT" = all ] || [ "$WHAT" = cache ]; then
+  # The same image in 10 requests: the encoder runs once (9 cache hits).
+  run same_image10 120 --num-requests 10 --concurrency 10 --prompt-len 20 --output-len 16 --image 1024,1024 \
+    --max-num-seqs 16 --kv-blocks 4000
+  # A 2,000-token shared prefix: the second request's TTFT against the first's.
+  run prefix2000 120 --num-requests 4 --concurrency 1 --prompt-len 2100 --shared-prefix 2000 --output-len 8 \
+    --kv-blocks 4000
+fi
+if [ "$WHAT" = all ] || [ "$WHAT" = long ]; then
+  # 128k context: a 127,000-token prompt + 1,000 generated tokens on one sequence.
+  run ctx128k 560 --num-requests 1 --prompt-len 127000 --output-len 1000 --max-num-seqs 1 \
+    --max-num-batched-tokens 8192 --kv-blocks 8100
+fi
