@@ -18,6 +18,31 @@ TensorBuffer& TensorBuffer::operator=(TensorBuffer&& o) noexcept {
   return *this;
 }
 
+namespace {
+
+void check_vector(const Tensor& t, DType dtype, int64_t n, const char* what) {
+  PX_CHECK_MSG(!t.empty() && t.dtype == dtype && t.numel() == n, what);
+}
+
+}  // namespace
+
+int64_t check_sample_params(const SampleParams& p, int64_t rows) {
+  check_vector(p.temperature, DType::kF32, rows, "sample temperature F32 [R]");
+  check_vector(p.top_k, DType::kI32, rows, "sample top_k I32 [R]");
+  check_vector(p.top_p, DType::kF32, rows, "sample top_p F32 [R]");
+  check_vector(p.min_p, DType::kF32, rows, "sample min_p F32 [R]");
+  check_vector(p.uniform, DType::kF64, rows, "sample uniform F64 [R]");
+  check_vector(p.out_ids, DType::kI32, rows, "sample out_ids I32 [R]");
+  const int64_t num_entries = p.penalty_row.empty() ? 0 : p.penalty_row.numel();
+  if (num_entries > 0) {
+    check_vector(p.penalty_row, DType::kI32, num_entries, "sample penalty_row I32 [E]");
+    check_vector(p.penalty_token, DType::kI32, num_entries, "sample penalty_token I32 [E]");
+    check_vector(p.penalty_rep, DType::kF32, num_entries, "sample penalty_rep F32 [E]");
+    check_vector(p.penalty_sub, DType::kF32, num_entries, "sample penalty_sub F32 [E]");
+  }
+  return num_entries;
+}
+
 void Backend::norm_matmul(const NormMatmulParams& p) {
   const int64_t m = p.x.dim(0), k = p.x.dim(1), n = p.w.dim(0);
   PX_CHECK_MSG(p.norm_weight.numel() == k && p.w.dim(1) == k, "norm_matmul shapes");

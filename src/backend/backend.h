@@ -20,6 +20,10 @@ namespace pixtral::backend {
 
 class Backend;
 
+// Checks the per-row and penalty tensors of SampleParams (dtypes, [R] / [E] shapes) for R rows of
+// logits; returns E, the number of penalty entries. Shared by the backends' sample ops.
+int64_t check_sample_params(const SampleParams& p, int64_t rows);
+
 // Owns one allocation of backend memory; frees it on destruction.
 class TensorBuffer {
  public:

@@ -10,10 +10,6 @@
 namespace pixtral::backend {
 namespace {
 
-void check_vector(const Tensor& t, DType dtype, int64_t n, const char* what) {
-  PX_CHECK_MSG(!t.empty() && t.dtype == dtype && t.numel() == n, what);
-}
-
 // Entries per row of sorted penalty rows: row r owns [begin[r], begin[r + 1]).
 std::vector<int64_t> entry_ranges(const int32_t* rows, const int32_t* tokens, int64_t num_entries,
                                   int64_t num_rows, int64_t vocab) {
@@ -34,19 +30,7 @@ void CpuBackend::sample(const SampleParams& p) {
   PX_CHECK_MSG(p.logits.dtype == DType::kF32 && p.logits.shape.rank == 2, "sample logits F32 [R, V]");
   const int64_t rows = p.logits.dim(0), vocab = p.logits.dim(1);
   if (rows == 0) return;
-  check_vector(p.temperature, DType::kF32, rows, "sample temperature F32 [R]");
-  check_vector(p.top_k, DType::kI32, rows, "sample top_k I32 [R]");
-  check_vector(p.top_p, DType::kF32, rows, "sample top_p F32 [R]");
-  check_vector(p.min_p, DType::kF32, rows, "sample min_p F32 [R]");
-  check_vector(p.uniform, DType::kF64, rows, "sample uniform F64 [R]");
-  check_vector(p.out_ids, DType::kI32, rows, "sample out_ids I32 [R]");
-  const int64_t num_entries = p.penalty_row.empty() ? 0 : p.penalty_row.numel();
-  if (num_entries > 0) {
-    check_vector(p.penalty_row, DType::kI32, num_entries, "sample penalty_row I32 [E]");
-    check_vector(p.penalty_token, DType::kI32, num_entries, "sample penalty_token I32 [E]");
-    check_vector(p.penalty_rep, DType::kF32, num_entries, "sample penalty_rep F32 [E]");
-    check_vector(p.penalty_sub, DType::kF32, num_entries, "sample penalty_sub F32 [E]");
-  }
+  const int64_t num_entries = check_sample_params(p, rows);
   const int32_t* tokens = num_entries > 0 ? p.penalty_token.as<int32_t>() : nullptr;
   const float* reps = num_entries > 0 ? p.penalty_rep.as<float>() : nullptr;
   const float* subs = num_entries > 0 ? p.penalty_sub.as<float>() : nullptr;

@@ -4,13 +4,6 @@
 #include "backend/cuda/cuda_sample.h"
 
 namespace pixtral::backend {
-namespace {
-
-void check_vector(const Tensor& t, DType dtype, int64_t n, const char* what) {
-  PX_CHECK_MSG(!t.empty() && t.dtype == dtype && t.numel() == n, what);
-}
-
-}  // namespace
 
 namespace cuda {
 
@@ -39,19 +32,7 @@ void CudaBackend::sample(const SampleParams& p) {
   const int64_t rows = p.logits.dim(0), vocab = p.logits.dim(1);
   if (rows == 0) return;
   PX_CHECK_MSG(vocab > 0 && vocab < (int64_t{1} << 31) && rows < (int64_t{1} << 31), "sample: R, V < 2^31");
-  check_vector(p.temperature, DType::kF32, rows, "sample temperature F32 [R]");
-  check_vector(p.top_k, DType::kI32, rows, "sample top_k I32 [R]");
-  check_vector(p.top_p, DType::kF32, rows, "sample top_p F32 [R]");
-  check_vector(p.min_p, DType::kF32, rows, "sample min_p F32 [R]");
-  check_vector(p.uniform, DType::kF64, rows, "sample uniform F64 [R]");
-  check_vector(p.out_ids, DType::kI32, rows, "sample out_ids I32 [R]");
-  const int64_t num_entries = p.penalty_row.empty() ? 0 : p.penalty_row.numel();
-  if (num_entries > 0) {
-    check_vector(p.penalty_row, DType::kI32, num_entries, "sample penalty_row I32 [E]");
-    check_vector(p.penalty_token, DType::kI32, num_entries, "sample penalty_token I32 [E]");
-    check_vector(p.penalty_rep, DType::kF32, num_entries, "sample penalty_rep F32 [E]");
-    check_vector(p.penalty_sub, DType::kF32, num_entries, "sample penalty_sub F32 [E]");
-  }
+  const int64_t num_entries = check_sample_params(p, rows);
   cuda::SampleArgs a{.logits = p.logits.data,
                      .logits_bf16 = p.logits.dtype == DType::kBF16,
                      .rows = rows,
