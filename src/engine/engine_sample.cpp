@@ -44,10 +44,11 @@ Result<std::vector<engine::SampleResult>> Engine::Impl::sample_rows(const backen
         results[r].token = ids[r];
       }
     }
-    std::vector<float> row(static_cast<size_t>(vocab));
+    std::vector<float> row;  // allocated only when some request wants logprobs
     for (size_t r = 0; r < rows.size(); ++r) {
       if (rows[r] == nullptr || !on_host(rows[r])) continue;
       const auto i = static_cast<int64_t>(r);
+      row.resize(static_cast<size_t>(vocab));
       backend_->download_f32(logits.rows(i, i + 1), row.data());
       results[r] = rows[r]->sampler->sample(std::span<const float>(row), workspace_);
     }
