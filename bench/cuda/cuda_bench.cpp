@@ -2,6 +2,7 @@
 // the median of N timed repetitions after warm-up (host clock around work followed by a device
 // synchronize; every measured step is milliseconds long) and is printed beside its H100 ceiling:
 // 3.03 TB/s read, 789 TFLOP/s bf16 (perf/targets.md).
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -14,11 +15,14 @@
 #include <memory>
 #include <numeric>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backend/cuda/cuda_backend.h"
+#include "image/image.h"
 #include "io/model_config.h"
 #include "model/pixtral_model.h"
+#include "jpeg_fixture.h"
 
 namespace {
 
@@ -76,6 +80,26 @@ void bench_decode_graph(const PixtralModel& m, pixtral::model::KvCache& cache, i
               static_cast<long long>(context), s * 1e3, 1.0 / s, ceiling, 100.0 / s / ceiling);
 }
 
+// The engine's batched decode step: `seqs` sequences of `context` tokens each on distinct cache
+// blocks, one new token per sequence, replayed as a graph. Ceiling: the weights plus every
+// sequence's K/V read once per step.
+void bench_decode_batch(const PixtralModel& m, pixtral::model::KvCache& cache, int64_t seqs, int64_t context) {
+  const int64_t blocks_per_seq = (context + cache.block_size - 1) / cache.block_size;
+  auto runner = m.make_decode_runner(cache, seqs, blocks_per_seq);
+  pixtral::model::DecoderBatch batch;
+  for (int64_t s = 0; s < seqs; ++s) {
+    auto one = one_chunk(context - 1, 1, cache.block_size);
+    for (auto& id : one.seqs[0].block_table) id += static_cast<int32_t>(s * blocks_per_seq);
+    one.seqs[0].token_ids[0] = static_cast<int32_t>(1000 + s);
+    batch.seqs.push_back(std::move(one.seqs[0]));
+  }
+  const double s = median_seconds(m.backend(), 3, 20, [&] { (void)runner->step(batch); });
+  const double bytes = kWeightBytes + kKvBytesPerToken * static_cast<double>(context * seqs);
+  std::printf("decode (graph) batch %lld, context %lld: %7.2f ms/step = %6.0f tok/s (ceiling %.0f tok/s, %.0f%%)\n",
+              static_cast<long long>(seqs), static_cast<long long>(context), s * 1e3, seqs / s,
+              seqs * kBandwidth / bytes, 100.0 * bytes / s / kBandwidth);
+}
+
 void bench_prefill(const PixtralModel& m, pixtral::model::KvCache& cache, int64_t tokens) {
   auto batch = one_chunk(0, tokens, cache.block_size);
   const double s = median_seconds(m.backend(), 1, 5, [&] { (void)m.forward(batch, cache); });
@@ -99,34 +123,65 @@ void bench_vision(const PixtralModel& m) {
               s * 1e3, flops / s / 1e12, flops / kBf16Flops * 1e3);
 }
 
-// Time to first token of one 1024x1024 image + 20 text tokens (GPU part: pixels already on the
-// host, preprocessing excluded): vision encoder + adapter, prefill of the 4,183-token prompt with
-// the image rows merged, logits of the last row copied back.
+// The prompt of one image of rows x cols patches + 20 text tokens: [BOS] [INST] image rows
+// ([IMG]… [IMG_BREAK], the last row ending in [IMG_END]) then the text and [/INST].
+std::vector<int32_t> image_prompt(int64_t rows, int64_t cols) {
+  std::vector<int32_t> ids = {1, 3};
+  for (int64_t r = 0; r < rows; ++r) {
+    ids.insert(ids.end(), static_cast<size_t>(cols), 10);
+    ids.push_back(r + 1 < rows ? 12 : 13);
+  }
+  for (int32_t t = 0; t < 20; ++t) ids.push_back(2000 + t);
+  ids.push_back(4);
+  return ids;
+}
+
+// One time to first token: vision encoder + adapter, prefill of the prompt with the image rows
+// merged, the last row's logits copied back to the host.
+void first_token(const PixtralModel& m, pixtral::model::KvCache& cache, const pixtral::model::ImageInput& image,
+                 const std::vector<int32_t>& ids, std::vector<float>& logits) {
+  auto feats = m.encode_images({image});
+  pixtral::model::DecoderBatch batch;
+  pixtral::model::SequenceChunk c;
+  c.token_ids = ids;
+  c.block_table.resize(static_cast<size_t>((ids.size() + cache.block_size - 1) / cache.block_size));
+  std::iota(c.block_table.begin(), c.block_table.end(), 0);
+  c.image_embeds = feats->tensor();
+  batch.seqs.push_back(std::move(c));
+  auto out = m.forward(batch, cache);
+  m.backend().download_f32(*out, logits.data());
+}
+
+// Time to first token of one 1024x1024 image + 20 text tokens: the GPU part (pixels already
+// normalized on the host), then the whole path from the JPEG bytes in memory (decode + resize +
+// normalize on the host threads, then the GPU part).
 void bench_ttft(const PixtralModel& m, pixtral::model::KvCache& cache) {
   const int64_t side = 1024, n = side / 16;
   std::vector<float> pixels(static_cast<size_t>(3 * side * side));
   for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<float>((i * 2654435761u) % 1000) / 500.0f - 1.0f;
-  std::vector<int32_t> ids = {1, 3};
-  for (int64_t r = 0; r < n; ++r) {
-    ids.insert(ids.end(), static_cast<size_t>(n), 10);
-    ids.push_back(r + 1 < n ? 12 : 13);
-  }
-  for (int32_t t = 0; t < 20; ++t) ids.push_back(2000 + t);
-  ids.push_back(4);
+  const std::vector<int32_t> ids = image_prompt(n, n);
   std::vector<float> logits(static_cast<size_t>(m.config().text.vocab_size));
-  const double s = median_seconds(m.backend(), 2, 7, [&] {
-    auto feats = m.encode_images({{side, side, pixels.data()}});
-    pixtral::model::DecoderBatch batch;
-    pixtral::model::SequenceChunk c;
-    c.token_ids = ids;
-    c.block_table.resize(static_cast<size_t>((ids.size() + cache.block_size - 1) / cache.block_size));
-    std::iota(c.block_table.begin(), c.block_table.end(), 0);
-    c.image_embeds = feats->tensor();
-    batch.seqs.push_back(std::move(c));
-    auto out = m.forward(batch, cache);
-    m.backend().download_f32(*out, logits.data());
+  const double gpu =
+      median_seconds(m.backend(), 2, 7, [&] { first_token(m, cache, {side, side, pixels.data()}, ids, logits); });
+  std::printf("TTFT one 1024x1024 image + 20 text tokens (GPU part, %zu positions): %.1f ms\n", ids.size(), gpu * 1e3);
+
+  const std::vector<uint8_t> jpeg = pixtral::bench::photo_like_jpeg(side, side, 90);
+  double preprocess_only = 0;
+  const double total = median_seconds(m.backend(), 2, 7, [&] {
+    const auto start = std::chrono::steady_clock::now();
+    auto image = pixtral::image::decode_and_preprocess(jpeg);
+    if (!image.is_ok()) {
+      std::fprintf(stderr, "cuda_bench: %s\n", image.status().to_string().c_str());
+      std::exit(1);
+    }
+    preprocess_only = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const auto& px = image->pixels;
+    first_token(m, cache, {px.height, px.width, px.data.data()}, image_prompt(image->grid.rows, image->grid.cols),
+                logits);
   });
-  std::printf("TTFT one 1024x1024 image + 20 text tokens (GPU part, %zu positions): %.1f ms\n", ids.size(), s * 1e3);
+  std::printf("TTFT from a %zu-byte 1024x1024 JPEG + 20 text tokens (decode + preprocess + GPU): %.1f ms "
+              "(preprocessing %.1f ms of it, %u host threads)\n",
+              jpeg.size(), total * 1e3, preprocess_only * 1e3, std::thread::hardware_concurrency());
 }
 
 // The attention ops alone, one layer: vision varlen (4096 tokens, 16 heads, hd 64), causal paged
@@ -281,17 +336,60 @@ std::unique_ptr<Backend> backend_with_env(const char* name, const char* value) {
   return b;
 }
 
+// One phase run under the profiler: set up and warm up (graphs captured) outside the profiled
+// range, then exactly one run between cudaProfilerStart/Stop, e.g.
+//   ncu --profile-from-start off --metrics gpu__time_duration.sum --csv cuda_bench --profile decode64
+int profile_phase(const std::string& phase, const PixtralModel& m, pixtral::model::KvCache& cache) {
+  std::function<void()> run;
+  std::unique_ptr<pixtral::model::DecodeRunner> runner;
+  pixtral::model::DecoderBatch batch;
+  std::vector<float> pixels(3 * 1024 * 1024, 0.5f);
+  std::vector<pixtral::model::ImageInput> images{{1024, 1024, pixels.data()}};
+  if (phase == "decode1" || phase == "decode1-32k" || phase == "decode64") {
+    const int64_t seqs = phase == "decode64" ? 64 : 1, context = phase == "decode1-32k" ? 32768 : 640;
+    const int64_t blocks_per_seq = phase == "decode64" ? context / cache.block_size : cache.num_blocks;
+    runner = m.make_decode_runner(cache, seqs, blocks_per_seq);
+    for (int64_t s = 0; s < seqs; ++s) {
+      auto one = one_chunk(context - 1, 1, cache.block_size);
+      for (auto& id : one.seqs[0].block_table) id += static_cast<int32_t>(s * (context / cache.block_size));
+      batch.seqs.push_back(std::move(one.seqs[0]));
+    }
+    run = [&] { (void)runner->step(batch); };
+  } else if (phase == "prefill") {
+    batch = one_chunk(0, 4160, cache.block_size);
+    run = [&] { (void)m.forward(batch, cache); };
+  } else if (phase == "vision") {
+    run = [&] { (void)m.encode_images(images); };
+  } else {
+    std::fprintf(stderr, "cuda_bench: --profile wants decode1, decode1-32k, decode64, prefill or vision, not '%s'\n",
+                 phase.c_str());
+    return 2;
+  }
+  run();
+  run();
+  m.backend().synchronize();
+  cudaProfilerStart();
+  run();
+  m.backend().synchronize();
+  cudaProfilerStop();
+  std::printf("cuda_bench: profiled one '%s' run\n", phase.c_str());
+  return 0;
+}
+
 }  // namespace
 
-// cuda_bench [--decode-only]: --decode-only skips the op-level sweeps and the attention kernels
-// (to compare whole-model figures under different PIXTRAL_CUDA_* settings quickly).
+// cuda_bench [--decode-only | --profile PHASE]: --decode-only skips the op-level sweeps and the
+// attention kernels (to compare whole-model figures under different PIXTRAL_CUDA_* settings
+// quickly); --profile runs one phase inside a profiler range (see profile_phase).
 int main(int argc, char** argv) {
   if (pixtral::backend::cuda_device_count() == 0) {
     std::printf("cuda_bench: no CUDA device\n");
     return 0;
   }
-  const bool decode_only = argc > 1 && std::string(argv[1]) == "--decode-only";
-  if (!decode_only) {
+  const std::string flag = argc > 1 ? argv[1] : "";
+  const bool decode_only = flag == "--decode-only";
+  const std::string profile = flag == "--profile" && argc > 2 ? argv[2] : "";
+  if (!decode_only && profile.empty()) {
     auto gemv = std::move(pixtral::backend::make_cuda_backend(0)).value();
     bench_small_m(*gemv, "gemv", {1, 4, 8});
     bench_small_m(*backend_with_env("PIXTRAL_CUDA_GEMV", "0"), "cublasLt", {1, 4, 8});
@@ -310,26 +408,30 @@ int main(int argc, char** argv) {
     bench_small_m(*backend_with_env("PIXTRAL_CUDA_PDL", "0"), "gemv-nopdl", {1});
   }
   auto backend = std::move(pixtral::backend::make_cuda_backend(0)).value();
-  if (!decode_only) bench_attention(*backend);
+  if (!decode_only && profile.empty()) bench_attention(*backend);
   auto config = pixtral::io::parse_model_config(pixtral::io::pixtral_12b_params_json(), "params.json");
   if (!config.is_ok()) {
     std::fprintf(stderr, "%s\n", config.status().to_string().c_str());
     return 1;
   }
   auto model = PixtralModel::random(*config, *backend, 1);
+  // Blocks for one 32k-token sequence, or for 64 sequences of 640 tokens on distinct blocks.
   const int64_t block_size = 16, max_context = 32768;
-  auto cache = model->make_kv_cache(max_context / block_size + 1, block_size);
+  auto cache = model->make_kv_cache(std::max(max_context / block_size + 1, 64 * 640 / block_size), block_size);
   for (size_t l = 0; l < cache.k.size(); ++l) {  // random K/V, never zeros
     backend->fill_random(cache.k[l], 100 + l, 0.0f, 1.0f);
     backend->fill_random(cache.v[l], 200 + l, 0.0f, 1.0f);
   }
   backend->synchronize();
+  if (!profile.empty()) return profile_phase(profile, *model, cache);
   bench_decode(*model, cache, 512);
   bench_decode(*model, cache, 4096);
   bench_decode(*model, cache, 32768);
   bench_decode_graph(*model, cache, 512);
   bench_decode_graph(*model, cache, 4096);
   bench_decode_graph(*model, cache, 32768);
+  bench_decode_batch(*model, cache, 16, 640);
+  bench_decode_batch(*model, cache, 64, 640);
   if (decode_only) return 0;
   bench_prefill(*model, cache, 4160);
   bench_vision(*model);

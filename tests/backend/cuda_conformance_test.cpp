@@ -115,7 +115,8 @@ constexpr EnvCase kGemvVariants[] = {{nullptr, nullptr},
                                      {"PIXTRAL_CUDA_GEMV_WPC", "4"},
                                      {"PIXTRAL_CUDA_GEMV_BLOCKS", "1"},
                                      {"PIXTRAL_CUDA_GEMV_STAGE", "0"},
-                                     {"PIXTRAL_CUDA_PDL", "0"}};
+                                     {"PIXTRAL_CUDA_PDL", "0"},
+                                     {"PIXTRAL_CUDA_GEMV_PREFETCH", "0"}};
 
 double rel_between(Backend& g, const Tensor& got_t, const Tensor& want_t) {
   std::vector<float> want(static_cast<size_t>(want_t.numel())), got(want.size());
@@ -168,8 +169,11 @@ TEST(CudaConformance, QkvRopeFused) {
   struct Case {
     int64_t t, d, h, hkv, hd;
   };
-  const Case cases[] = {{1, 256, 4, 2, 64}, {1, 5120 / 8, 8, 2, 128}, {3, 64, 4, 4, 16}, {8, 128, 6, 2, 24},
-                        {5, 96, 2, 1, 128}, {12, 64, 4, 2, 16}};
+  // t > 8 takes the batched path (one GEMM + the split kernel; hd not a multiple of 8: the
+  // composition); 10 + 2·3 heads leave a partial group of 8 heads per thread.
+  const Case cases[] = {{1, 256, 4, 2, 64},  {1, 5120 / 8, 8, 2, 128}, {3, 64, 4, 4, 16},   {8, 128, 6, 2, 24},
+                        {5, 96, 2, 1, 128},  {12, 64, 4, 2, 16},       {40, 128, 10, 3, 64}, {20, 96, 4, 2, 24},
+                        {9, 64, 2, 1, 12},   {70, 256, 8, 2, 128}};
   for (const EnvCase& e : kGemvVariants) {
     std::unique_ptr<Backend> g = cuda_with(e);
     auto up = [&](const std::vector<float>& host, Shape shape) {
@@ -215,8 +219,10 @@ TEST(CudaConformance, QkvRopeFused) {
 
 TEST(CudaConformance, RmsNorm) {
   SKIP_WITHOUT_CUDA();
-  for (int64_t t : {1, 5, 17})
-    for (int64_t d : {64, 100, 5120}) {
+  // d % 8 == 0 up to 8192 takes the 16-byte kernel (1, 2, 4 or 8 chunks per thread); 100 and
+  // 8200 (more than 8 chunks per thread) the scalar one.
+  for (int64_t t : {1, 5, 17, 64})
+    for (int64_t d : {64, 100, 1024, 2056, 5120, 8200}) {
       Both x = upload_both(random_bf16(t * d, t * d, 3.0f), {t, d});
       Both w = upload_both(random_bf16(d, d + 1), {d});
       Both y = zeros_both({t, d});
@@ -231,10 +237,13 @@ TEST(CudaConformance, RmsNorm) {
 
 TEST(CudaConformance, Rope1dAnd2d) {
   SKIP_WITHOUT_CUDA();
-  for (int64_t hd : {16, 24, 64, 128})
+  // hd % 8 == 0: the 16-byte kernel (8 heads per thread: 3 and 11 heads leave partial groups);
+  // hd 12: the scalar kernel.
+  for (int64_t hd : {12, 16, 24, 64, 128})
+    for (int64_t h : {3, 11})
     for (bool two_d : {false, true}) {
       if (two_d && hd % 4 != 0) continue;
-      const int64_t t = 37, h = 3;
+      const int64_t t = 37;
       std::vector<int32_t> pos(t), col(t);
       std::mt19937 rng(static_cast<unsigned>(hd));
       for (int64_t i = 0; i < t; ++i) {
@@ -246,14 +255,14 @@ TEST(CudaConformance, Rope1dAnd2d) {
       const float theta = two_d ? 10000.0f : 1e9f;
       cpu().rope({.x = x.c, .pos = p.c, .pos_col = two_d ? pc.c.tensor() : Tensor{}, .theta = theta});
       gpu().rope({.x = x.g, .pos = p.g, .pos_col = two_d ? pc.g.tensor() : Tensor{}, .theta = theta});
-      EXPECT_LE(rel_error(x), kOpTolerance) << "hd " << hd << " 2d " << two_d;
+      EXPECT_LE(rel_error(x), kOpTolerance) << "hd " << hd << " h " << h << " 2d " << two_d;
     }
 }
 
 TEST(CudaConformance, SiluMulAndGelu) {
   SKIP_WITHOUT_CUDA();
   for (int64_t t : {1, 7, 64})
-    for (int64_t f : {48, 14336}) {
+    for (int64_t f : {20, 48, 14336}) {  // 20: the scalar kernels
       Both gu = upload_both(random_bf16(t * 2 * f, t + f, 2.0f), {t, 2 * f});
       Both out = zeros_both({t, f});
       cpu().silu_mul({.gate_up = gu.c, .out = out.c});

@@ -52,11 +52,14 @@ CudaBackend::CudaBackend(int device) : device_(device) {
     gemv_.warps_per_col = v;
   }
   // Cap on resident GEMV blocks per SM (0: occupancy), plain GEMVs' x read through L1 ("0";
-  // default: staged in shared memory), programmatic dependent launch of the GEMVs ("0": off) —
-  // for benchmarks and tests.
+  // default: staged in shared memory), programmatic dependent launch of the GEMVs ("0": off),
+  // whole-matrix L2 prefetch of matrices that fit ("0": first chunks only) — for benchmarks and
+  // tests.
   if (const char* v = std::getenv("PIXTRAL_CUDA_GEMV_BLOCKS"); v != nullptr) gemv_.blocks_per_sm = std::atoi(v);
   if (const char* v = std::getenv("PIXTRAL_CUDA_GEMV_STAGE"); v != nullptr) gemv_.stage_x = std::strcmp(v, "0") != 0;
   if (const char* v = std::getenv("PIXTRAL_CUDA_PDL"); v != nullptr) gemv_.pdl = std::strcmp(v, "0") != 0;
+  if (const char* v = std::getenv("PIXTRAL_CUDA_GEMV_PREFETCH"); v != nullptr)
+    gemv_.prefetch_all = std::strcmp(v, "0") != 0;
 }
 
 std::optional<std::pair<int64_t, int64_t>> CudaBackend::memory_info() const {

@@ -72,6 +72,8 @@ class CudaBackend final : public Backend {
 
   const Plan& plan_for(const PlanKey& key);
   void matmul_cublaslt(const MatmulParams& p);
+  // qkv_rope for shapes the fused GEMV does not take (M > 8): norm, one GEMM, one split kernel.
+  void qkv_rope_batched(const QkvRopeParams& p);
   // Whether a small-M matmul of x [m, k] and w can take the GEMV kernels.
   bool gemv_fits(const Tensor& x, const Tensor& w) const;
   // Next staging slot, after its previous transfer has finished.
@@ -87,7 +89,7 @@ class CudaBackend final : public Backend {
   int device_ = 0;
   int num_sms_ = 0;
   bool use_gemv_ = true;
-  cuda::GemvTuning gemv_;  // PIXTRAL_CUDA_GEMV_WPC / _BLOCKS / _STAGE, PIXTRAL_CUDA_PDL
+  cuda::GemvTuning gemv_;  // PIXTRAL_CUDA_GEMV_WPC / _BLOCKS / _STAGE / _PREFETCH, PIXTRAL_CUDA_PDL
   cudaStream_t stream_ = nullptr;
   cublasLtHandle_t lt_ = nullptr;
   void* workspace_ = nullptr;

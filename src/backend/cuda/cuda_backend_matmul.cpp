@@ -117,6 +117,25 @@ void CudaBackend::norm_matmul(const NormMatmulParams& p) {
   cuda::launch_gemv_fused(a, p.swiglu ? cuda::GemvFusion::kSwiglu : cuda::GemvFusion::kNone, gemv_, num_sms_, stream_);
 }
 
+// Prefill and batched decode shapes: rms_norm, one GEMM over the fused [wq; wk; wv] weight (not
+// three: the narrow wk / wv GEMMs run far below bandwidth at small M), then one kernel that
+// rotates q and k and writes k and v to their cache slots. Same rounding as the base class's
+// composition (bf16 GEMM outputs, rope in fp32).
+void CudaBackend::qkv_rope_batched(const QkvRopeParams& p) {
+  const int64_t t = p.x.dim(0), d = p.x.dim(1), h = p.q.dim(1), hd = p.q.dim(2), hkv = p.k_cache.dim(2);
+  const int64_t n = p.w_qkv.dim(0);
+  if (hd % 8 != 0 || common_alignment({p.q.data, p.k_cache.data, p.v_cache.data}) < 16) return Backend::qkv_rope(p);
+  const TensorBuffer normed = alloc(DType::kBF16, {t, d});
+  const TensorBuffer qkv = alloc(DType::kBF16, {t, n});
+  rms_norm({.x = p.x, .weight = p.norm_weight, .y = normed, .eps = p.eps});
+  matmul({.x = normed, .w = p.w_qkv, .y = qkv});
+  const bool launched = cuda::launch_qkv_split_rope(
+      qkv.tensor().as<cuda::bf16>(), p.q.as<cuda::bf16>(), p.k_cache.as<cuda::bf16>(), p.v_cache.as<cuda::bf16>(),
+      p.pos.as<int32_t>(), p.slot_mapping.as<int32_t>(), p.k_cache.dim(0) * p.k_cache.dim(1), t, h, hkv, hd, p.theta,
+      stream_);
+  PX_CHECK_MSG(launched, "qkv_rope: the split kernel refused aligned operands");
+}
+
 void CudaBackend::qkv_rope(const QkvRopeParams& p) {
   const int64_t t = p.x.dim(0), d = p.x.dim(1), h = p.q.dim(1), hd = p.q.dim(2), hkv = p.k_cache.dim(2);
   for (const Tensor* x : {&p.x, &p.norm_weight, &p.w_qkv, &p.q, &p.k_cache, &p.v_cache})
@@ -132,7 +151,7 @@ void CudaBackend::qkv_rope(const QkvRopeParams& p) {
   if (t == 0) return;
   if (!gemv_fits(p.x, p.w_qkv) || cuda::gemv_staged_bytes(t, d) > cuda::kGemvMaxStagedBytes ||
       common_alignment({p.norm_weight.data}) < 16)
-    return Backend::qkv_rope(p);
+    return qkv_rope_batched(p);
   cuda::GemvArgs a;
   a.x = p.x.as<cuda::bf16>();
   a.w = p.w_qkv.as<cuda::bf16>();

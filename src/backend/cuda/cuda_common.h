@@ -54,6 +54,21 @@ void launch_patchify(const float* image, bf16* patches, int64_t c, int64_t h, in
 // y[i] = bf16(x[i] + y[i]) or bias broadcast: y[m, n] += bias[n] (used by matmul fallbacks).
 void launch_add_bias(bf16* y, const bf16* bias, int64_t m, int64_t n, cudaStream_t s);
 
+// ---- cuda_elementwise.cu ---------------------------------------------------------------------
+// 16-byte vectorized versions of the element-wise ops above (the launchers above call them first);
+// each returns false, launching nothing, when a size or pointer does not allow 8-element accesses.
+bool launch_rms_norm_vectorized(const bf16* x, const bf16* w, bf16* y, int64_t t, int64_t d, float eps, cudaStream_t s);
+bool launch_rope_vectorized(bf16* x, const int32_t* pos, const int32_t* pos_col, int64_t t, int64_t h, int64_t hd,
+                            float theta, cudaStream_t s);
+bool launch_silu_mul_vectorized(const bf16* gate_up, bf16* out, int64_t t, int64_t f, cudaStream_t s);
+bool launch_gelu_vectorized(bf16* x, int64_t n, cudaStream_t s);
+// qkv [t, (h + 2·hkv)·hd] (one GEMM over [wq; wk; wv]) → q [t, h, hd] with 1D rope at pos; k
+// with rope into k_cache row slots[i], v into v_cache row slots[i] (cache rows of hkv·hd; a slot
+// outside [0, num_slots) traps). False (nothing launched) unless hd % 8 == 0 and 16-byte aligned.
+bool launch_qkv_split_rope(const bf16* qkv, bf16* q, bf16* k_cache, bf16* v_cache, const int32_t* pos,
+                           const int32_t* slots, int64_t num_slots, int64_t t, int64_t h, int64_t hkv, int64_t hd,
+                           float theta, cudaStream_t s);
+
 // ---- cuda_matmul.cu -------------------------------------------------------------------------
 // Small-M GEMV: y[m, n] = Σ_k x[m, k]·w[n, k] (+ bias[n]) (+ y[m, n] when accumulate), m <= 8,
 // k % 8 == 0, x/w (and norm_w) 16-byte aligned; with the fusions of GemvFusion around it.
@@ -82,10 +97,15 @@ struct GemvArgs {
   bf16* v_cache = nullptr;
   int64_t num_slots = 0, q_cols = 0, kv_cols = 0, head_dim = 0;
   float theta = 10000.0f;
-  int wpc = 1;  // set by the launcher
+  int wpc = 1;                // set by the launcher
+  bool prefetch_all = false;  // set by the launcher: the whole matrix goes to L2 before the wait
 };
+// Matrices up to this size are prefetched into L2 whole before the GEMV waits for the previous
+// kernel (w_o, 42 MB, behind decode attention); larger ones only their first chunks.
+constexpr size_t kGemvL2PrefetchBytes = 44u << 20;
 
-// Launch choices (cuda_bench sweeps them; the backend reads PIXTRAL_CUDA_GEMV_WPC, _BLOCKS, _STAGE, PIXTRAL_CUDA_PDL).
+// Launch choices (cuda_bench sweeps them; the backend reads PIXTRAL_CUDA_GEMV_WPC, _BLOCKS, _STAGE,
+// _PREFETCH and PIXTRAL_CUDA_PDL).
 struct GemvTuning {
   int warps_per_col = 0;   // 1, 2, 4, 8 warps share an output column over K slices; 0: from the shape
   int blocks_per_sm = 0;   // cap on resident blocks per SM (persistent grid); 0: occupancy
@@ -93,12 +113,15 @@ struct GemvTuning {
                            // always do); "0" reads it through L1 (faster for wo/down alone, not
                            // in the whole decode step: 100.6 vs 98.9 tok/s measured)
   bool pdl = true;         // programmatic dependent launch
+  bool prefetch_all = true;  // whole matrices up to kGemvL2PrefetchBytes into L2 before the wait
 };
 
 void launch_gemv_fused(GemvArgs a, GemvFusion fusion, const GemvTuning& tuning, int num_sms, cudaStream_t s);
 void launch_gemv(const bf16* x, const bf16* w, const bf16* bias, bf16* y, int64_t m, int64_t n, int64_t k,
                  bool accumulate, const GemvTuning& tuning, int num_sms, cudaStream_t s);
-int gemv_warps_per_col(int64_t n, int64_t k, int num_sms);
+// Warps per output column for an [n, k] weight (swiglu: [gate | up] halves) on a persistent grid
+// of `slots` blocks.
+int gemv_warps_per_col(int64_t n, int64_t k, bool swiglu, int64_t slots);
 size_t gemv_staged_bytes(int64_t m, int64_t k);
 
 // ---- cuda_attention.cu ----------------------------------------------------------------------

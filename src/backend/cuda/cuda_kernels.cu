@@ -1,5 +1,7 @@
 // Element-wise and row-copy kernels of the CUDA backend. Each reproduces the CPU reference
-// (backend/cpu) with bf16 storage and fp32 arithmetic.
+// (backend/cpu) with bf16 storage and fp32 arithmetic. The element-wise ops here are the scalar
+// fallbacks of the 16-byte kernels in cuda_elementwise.cu (sizes or pointers that do not allow
+// 8-element accesses).
 #include "backend/cuda/cuda_common.h"
 
 namespace pixtral::backend::cuda {
@@ -159,7 +161,7 @@ void launch_fill_random_f32(float* dst, int64_t n, uint64_t seed, float mean, fl
 }
 
 void launch_rms_norm(const bf16* x, const bf16* w, bf16* y, int64_t t, int64_t d, float eps, cudaStream_t s) {
-  if (t == 0) return;
+  if (t == 0 || launch_rms_norm_vectorized(x, w, y, t, d, eps, s)) return;
   const int threads = d >= 1024 ? 512 : 128;
   rms_norm_kernel<<<static_cast<unsigned int>(t), threads, 0, s>>>(x, w, y, d, eps);
   CUDA_CHECK_LAUNCH();
@@ -167,19 +169,19 @@ void launch_rms_norm(const bf16* x, const bf16* w, bf16* y, int64_t t, int64_t d
 
 void launch_rope(bf16* x, const int32_t* pos, const int32_t* pos_col, int64_t t, int64_t h, int64_t hd,
                  float theta, cudaStream_t s) {
-  if (t == 0) return;
+  if (t == 0 || launch_rope_vectorized(x, pos, pos_col, t, h, hd, theta, s)) return;
   rope_kernel<<<ceil_div(t * (hd / 2), kThreads), kThreads, 0, s>>>(x, pos, pos_col, t, h, hd, theta);
   CUDA_CHECK_LAUNCH();
 }
 
 void launch_silu_mul(const bf16* gate_up, bf16* out, int64_t t, int64_t f, cudaStream_t s) {
-  if (t * f == 0) return;
+  if (t * f == 0 || launch_silu_mul_vectorized(gate_up, out, t, f, s)) return;
   silu_mul_kernel<<<grid_for(t * f), kThreads, 0, s>>>(gate_up, out, t, f);
   CUDA_CHECK_LAUNCH();
 }
 
 void launch_gelu(bf16* x, int64_t n, cudaStream_t s) {
-  if (n == 0) return;
+  if (n == 0 || launch_gelu_vectorized(x, n, s)) return;
   gelu_kernel<<<grid_for(n), kThreads, 0, s>>>(x, n);
   CUDA_CHECK_LAUNCH();
 }

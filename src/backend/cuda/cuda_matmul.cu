@@ -80,9 +80,18 @@ __global__ void __launch_bounds__(kThreads) gemv_fused_kernel(GemvArgs a) {
   const int64_t groups = kEpi == kSwiglu ? (outputs + cpb / 2 - 1) / (cpb / 2) : (n + cpb - 1) / cpb;
   const int c = warp / wpc, slice = warp % wpc;
 
-  // Weights do not depend on the previous kernel: start streaming the first group's (into L2)
-  // before the wait and the prologue. (Loading them into registers instead measured no better.)
-  if (blockIdx.x < groups) {
+  // Weights do not depend on the previous kernel: start streaming them into L2 before the wait
+  // and the prologue: all of this block's columns when the matrix fits in L2 (then the previous
+  // kernel, e.g. attention, hides the whole read), else the first group's first chunks.
+  // (Loading them into registers instead measured no better.)
+  if (a.prefetch_all) {
+    const int64_t lines = (k * static_cast<int64_t>(sizeof(bf16)) + 127) / 128, per_group = cpb * lines;
+    for (int64_t g = blockIdx.x; g < groups; g += gridDim.x)
+      for (int64_t i = threadIdx.x; i < per_group; i += kThreads) {
+        const int64_t col = column_of(kEpi, g, static_cast<int>(i / lines), cpb, n);
+        if (col < n) prefetch_l2(a.w + col * k + (i % lines) * 64);
+      }
+  } else if (blockIdx.x < groups) {
     const int64_t col = column_of(kEpi, blockIdx.x, c, cpb, n);
     if (col < n) {
       const uint4* wrow = reinterpret_cast<const uint4*>(a.w + col * k);
@@ -282,16 +291,27 @@ int blocks_per_sm(Kernel kernel, size_t smem) {
 
 }  // namespace
 
-int gemv_warps_per_col(int64_t n, int64_t k, int num_sms) {
-  // Measured on the H100 (cuda_bench, M = 1): one warp per column with 4 loads in flight is best
-  // down to 4096 columns (K = 4096..14336); only a matrix with fewer columns than ~16 warps per SM
-  // (wk/wv: 1024 × 5120, 10.5 → 7.2 µs at 4 warps per column) gains from splitting K. Each slice
-  // keeps at least 4 loads per lane.
-  const int64_t want = 16LL * num_sms;
+int gemv_warps_per_col(int64_t n, int64_t k, bool swiglu, int64_t slots) {
+  // Warps per output column (1, 2, 4, 8; each K slice keeps at least 4 loads per lane): the
+  // split whose column groups fill the persistent grid best, groups / (rounds · slots) with
+  // rounds = ceil(groups / slots); ties go to fewer warps per column. With one warp per column
+  // w_o and w_down (5,120 columns = 640 groups of 8) take 2 rounds on 528 blocks at 61 %; four
+  // warps per column give 2,560 groups, 5 rounds at 97 % (cuda_bench: 21.1 → 18.8 µs and
+  // 60.9 → 55.4 µs alone). Narrow matrices (w_k, w_v: 1,024 columns) split K to fill the machine.
   const int64_t chunks = k / 8;
-  int wpc = 1;
-  while (wpc < 8 && n * wpc < want && chunks / (2 * wpc) >= 32 * 4) wpc *= 2;
-  return wpc;
+  int best = 1;
+  double best_fill = 0.0;
+  for (int wpc = 1; wpc <= kWarps && (wpc == 1 || chunks / wpc >= 32 * kUnroll); wpc *= 2) {
+    const int64_t cpb = kWarps / wpc;
+    const int64_t groups = swiglu ? (n / 2 + cpb / 2 - 1) / (cpb / 2) : (n + cpb - 1) / cpb;
+    const int64_t rounds = (groups + slots - 1) / slots;
+    const double fill = static_cast<double>(groups) / static_cast<double>(rounds * slots);
+    if (fill > best_fill + 1e-3) {
+      best = wpc;
+      best_fill = fill;
+    }
+  }
+  return best;
 }
 
 size_t gemv_staged_bytes(int64_t m, int64_t k) { return static_cast<size_t>(m * k) * sizeof(bf16); }
@@ -300,18 +320,22 @@ void launch_gemv_fused(GemvArgs a, GemvFusion fusion, const GemvTuning& tuning, 
   const int epilogue = fusion == GemvFusion::kSwiglu ? kSwiglu : fusion == GemvFusion::kQkvRope ? kQkvRope : kStore;
   const bool staged = a.norm_w != nullptr || epilogue != kStore ||
                       (tuning.stage_x && gemv_staged_bytes(a.m, a.k) <= kGemvMaxStagedBytes);
-  int wpc = tuning.warps_per_col > 0 ? tuning.warps_per_col : gemv_warps_per_col(a.n, a.k, num_sms);
-  if (epilogue != kStore) wpc = std::min(wpc, 4);  // pairs of columns live in one block
-  a.wpc = wpc;
-  const int cpb = kWarps / wpc;
-  const int64_t groups = epilogue == kSwiglu ? (a.n / 2 + cpb / 2 - 1) / (cpb / 2) : (a.n + cpb - 1) / cpb;
   const size_t smem = staged ? gemv_staged_bytes(a.m, a.k) : 0;
   const Kernel kernel = kernel_for(a.m, epilogue, staged);
   // Persistent grid: at most what is resident at once (whole-model decode measured best so, with
   // x staged; a block per column group was slower in the graph).
   int per_sm = blocks_per_sm(kernel, smem);
   if (tuning.blocks_per_sm > 0) per_sm = std::min(per_sm, tuning.blocks_per_sm);
-  const int64_t grid = std::min<int64_t>(groups, static_cast<int64_t>(per_sm) * num_sms);
+  const int64_t slots = static_cast<int64_t>(per_sm) * num_sms;
+  int wpc = tuning.warps_per_col > 0 ? tuning.warps_per_col
+                                     : gemv_warps_per_col(a.n, a.k, epilogue == kSwiglu, slots);
+  if (epilogue != kStore) wpc = std::min(wpc, 4);  // pairs of columns live in one block
+  a.wpc = wpc;
+  const int cpb = kWarps / wpc;
+  const int64_t groups = epilogue == kSwiglu ? (a.n / 2 + cpb / 2 - 1) / (cpb / 2) : (a.n + cpb - 1) / cpb;
+  const int64_t grid = std::min<int64_t>(groups, slots);
+  a.prefetch_all = tuning.prefetch_all &&
+                   static_cast<size_t>(a.n * a.k) * sizeof(bf16) <= kGemvL2PrefetchBytes;
 
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(static_cast<unsigned int>(grid));
