@@ -3,7 +3,7 @@
 // thread or so: at restart markers when the file has them, else anywhere, each chunk decoding
 // speculatively from its first bit until the previous chunk's decoder reaches one of its block
 // starts in the same state (self-synchronisation of Huffman codes; Weissenberger & Schmidt,
-// ICPP 2018). IDCT, upsampling and colour conversion then run over the thread pool
+// ICPP 2018; jpeg_entropy.h). IDCT, upsampling and colour conversion then run over the thread pool
 // (jpeg_kernels.h). Anything unusual -- other JPEG flavours, corrupt or truncated data, markers
 // inside the scan, coefficients outside the range where libjpeg's C and SIMD IDCTs agree --
 // makes it decline, and the caller uses libjpeg (decode_jpeg), so output and errors are
