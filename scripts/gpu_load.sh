@@ -17,7 +17,7 @@ run() {  # name, timeout, flags...
   echo "=== $name: pixtral_load $*"
   timeout "$limit" "$LOAD" --model $M --backend cuda "$@" > "$LOG_DIR/load_$name.log" 2>&1
   echo "$name rc=$?"
-  grep -E "throughput|TTFT|TPOT|ITL|duration|Successful|Failed|prefix|encoder|cache|blocks|error|warning" \
+  grep -E "throughput|TTFT|TPOT|ITL|step|duration|Successful|Failed|prefix|encoder|cache|blocks|error|warning" \
     "$LOG_DIR/load_$name.log" | head -40
 }
 

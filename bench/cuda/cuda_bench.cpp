@@ -70,7 +70,8 @@ void bench_decode(const PixtralModel& m, pixtral::model::KvCache& cache, int64_t
 }
 
 // The engine's decode path: persistent buffers, the step recorded once as a CUDA graph and
-// replayed (its attention launch sized for the whole cache, so one graph serves every context).
+// replayed (block tables and the attention launch sized for the context rounded up to a power of
+// two blocks, as in the engine).
 void bench_decode_graph(const PixtralModel& m, pixtral::model::KvCache& cache, int64_t context) {
   auto runner = m.make_decode_runner(cache, 1, cache.num_blocks);
   auto batch = one_chunk(context - 1, 1, cache.block_size);

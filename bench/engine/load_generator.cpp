@@ -397,6 +397,12 @@ bool report_engine(const MetricsSnapshot& m) {
   row_int("Preemptions:", m.num_preemptions);
   row("Engine mean TTFT (ms):", m.ttft.mean_ms());
   row("Engine mean ITL (ms):", m.itl.mean_ms());
+  row_int("Decode-only steps:", m.decode_step.total);
+  row("Decode-only step, mean wall (ms):", m.decode_step.mean_ms());
+  row("  host before the launch (ms):", m.decode_host_before.mean_ms());
+  row("  host after the ids are back (ms):", m.decode_host_after.mean_ms());
+  row_int("Steps with prefill or images:", m.mixed_step.total);
+  row("Step with prefill or images, mean wall (ms):", m.mixed_step.mean_ms());
   row_int("Prefix cache queried blocks:", m.prefix_query_blocks);
   row_int("Prefix cache hit blocks:", m.prefix_hit_blocks);
   row("Prefix cache hit rate (%):", 100.0 * m.prefix_cache_hit_rate);

@@ -102,6 +102,12 @@ struct MetricsSnapshot {
   int64_t num_steps = 0, requests_finished = 0, generated_tokens = 0;
   Status block_audit;  // the block manager's invariants, checked when the loop goes idle
   Histogram ttft, itl;
+  // Wall time of the loop's steps (schedule, images, model, sampling, events): steps that only
+  // decode (one token per sequence) and steps with prefill chunks or images. Of a decode-only
+  // step, the host time before the model's work is enqueued (schedule, batch, uploads, launch)
+  // and after the sampled ids are back (scheduler update, detokenizer, stop checks, events):
+  // the device idles during both.
+  Histogram decode_step, mixed_step, decode_host_before, decode_host_after;
 };
 
 class Engine {

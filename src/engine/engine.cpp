@@ -82,6 +82,11 @@ Result<std::unique_ptr<Engine::Impl>> Engine::Impl::create(const EngineOptions& 
   return impl;
 }
 
+void Engine::Impl::reset_histograms() {
+  for (Histogram* h : {&ttft_, &itl_, &decode_step_, &mixed_step_, &decode_host_before_, &decode_host_after_})
+    *h = make_histogram();
+}
+
 Status Engine::Impl::init(const EngineOptions& options) {
   options_ = options;
   if (options.max_num_seqs <= 0 || options.max_num_batched_tokens <= 0 || options.block_size <= 0)
@@ -94,8 +99,7 @@ Status Engine::Impl::init(const EngineOptions& options) {
     PX_ASSIGN_OR_RETURN(model_, random_model(options.random_weights_config, *backend_));
     PX_RETURN_IF_ERROR(init_pool());
     image_cache_ = std::make_unique<engine::ImageCache>(options.image_cache_entries);
-    ttft_ = make_histogram();
-    itl_ = make_histogram();
+    reset_histograms();
     publish_metrics();
     return Status::ok();
   }
@@ -117,8 +121,7 @@ Status Engine::Impl::init(const EngineOptions& options) {
   }
   PX_RETURN_IF_ERROR(init_pool());
   image_cache_ = std::make_unique<engine::ImageCache>(options.image_cache_entries);
-  ttft_ = make_histogram();
-  itl_ = make_histogram();
+  reset_histograms();
   publish_metrics();
   return Status::ok();
 }
@@ -265,6 +268,10 @@ void Engine::Impl::publish_metrics() {
   m.block_audit = audit_;
   m.ttft = ttft_;
   m.itl = itl_;
+  m.decode_step = decode_step_;
+  m.mixed_step = mixed_step_;
+  m.decode_host_before = decode_host_before_;
+  m.decode_host_after = decode_host_after_;
   bool idle = false;
   {
     std::lock_guard<std::mutex> lock(mu_);

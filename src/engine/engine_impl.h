@@ -78,6 +78,7 @@ class Engine::Impl {
   Impl() = default;
   Status init(const EngineOptions& options);
   Status init_pool();
+  void reset_histograms();
   Result<int64_t> budget_from_utilization() const;
 
   // engine_request.cpp (calling thread)
@@ -122,7 +123,8 @@ class Engine::Impl {
   bool device_sampling_ = false;  // options_.sampling resolved against the backend
   std::unordered_map<RequestId, std::unique_ptr<ActiveRequest>> active_;
   int64_t image_encoder_runs_ = 0, image_cache_hits_ = 0, steps_ = 0, finished_ = 0, generated_ = 0;
-  Histogram ttft_, itl_;
+  Histogram ttft_, itl_, decode_step_, mixed_step_, decode_host_before_, decode_host_after_;
+  Clock::time_point launched_at_, sampled_at_;  // of the current step
   Status audit_;
 
   // Shared, under mu_.

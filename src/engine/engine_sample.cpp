@@ -73,6 +73,7 @@ void Engine::Impl::sample_step(const engine::SchedulerOutput& out, const backend
     rows[r] = it->second.get();
   }
   auto sampled_rows = sample_rows(logits, rows);
+  sampled_at_ = Clock::now();
   if (!sampled_rows.is_ok()) return fail_step(out, sampled_rows.status());
   std::vector<engine::SampledToken> sampled;
   std::vector<std::pair<ActiveRequest*, engine::SampleResult>> results;

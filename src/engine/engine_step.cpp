@@ -93,9 +93,13 @@ void Engine::Impl::fail_step(const engine::SchedulerOutput& out, const Status& s
 }
 
 void Engine::Impl::run_step() {
+  const auto start = Clock::now();
   const engine::SchedulerOutput out = scheduler_->schedule();
   if (out.empty()) return;
   ++steps_;
+  const bool decode_only =
+      out.images_to_encode.empty() &&
+      std::all_of(out.chunks.begin(), out.chunks.end(), [](const engine::ScheduledChunk& c) { return c.num_tokens == 1; });
   for (const auto& chunk : out.chunks) {
     auto it = active_.find(chunk.seq.value);
     if (it != active_.end() && !it->second->scheduled) {
@@ -107,6 +111,7 @@ void Engine::Impl::run_step() {
   backend::TensorBuffer keep;
   auto logits = forward(out, keep);
   if (!logits.is_ok()) return fail_step(out, logits.status());
+  launched_at_ = Clock::now();
   // Cancels that arrived while the step ran: update() skips the cancelled sequences. A cancel of
   // a request still in the submission queue (not admitted yet) goes back to the queue of cancels:
   // the next take_inputs() admits before it cancels, so it is never lost.
@@ -130,6 +135,12 @@ void Engine::Impl::run_step() {
     cancels_.insert(cancels_.end(), not_admitted.begin(), not_admitted.end());
   }
   sample_step(out, *logits);
+  const auto end = Clock::now();
+  record_latency(decode_only ? decode_step_ : mixed_step_, ms_since(start, end));
+  if (decode_only) {
+    record_latency(decode_host_before_, ms_since(start, launched_at_));
+    record_latency(decode_host_after_, ms_since(sampled_at_, end));
+  }
 }
 
 // Makes sure every image listed by the step has features: from the request itself (encoded

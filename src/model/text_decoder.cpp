@@ -93,7 +93,7 @@ DecodeRunner::DecodeRunner(backend::Backend& b, const TextDecoder& decoder, cons
   slots_ = b.alloc(DType::kI32, {max_seqs});
   q_start_ = b.alloc(DType::kI32, {max_seqs + 1});
   kv_len_ = b.alloc(DType::kI32, {max_seqs});
-  tables_ = b.alloc(DType::kI32, {max_seqs, max_blocks_per_seq});
+  tables_ = b.alloc(DType::kI32, {max_seqs * max_blocks_per_seq});  // [S, width] views of any width
   rows_ = b.alloc(DType::kI32, {max_seqs});
   x_ = b.alloc(dt, {max_seqs, c.hidden_dim});
   selected_ = b.alloc(dt, {max_seqs, c.hidden_dim});
@@ -101,12 +101,28 @@ DecodeRunner::DecodeRunner(backend::Backend& b, const TextDecoder& decoder, cons
   scratch_ = BlockScratch::create(b, max_seqs, c.hidden_dim, c.num_heads, c.num_kv_heads, c.head_dim, c.ffn_dim);
 }
 
-StepTensors DecodeRunner::tensors_for(int64_t s) const {
-  // Block tables keep their full padded width so the tensor shapes (and a graph) depend on S only.
-  return {ids_.tensor().rows(0, s), positions_.tensor().rows(0, s), slots_.tensor().rows(0, s),
-          q_start_.tensor().rows(0, s + 1), kv_len_.tensor().rows(0, s), tables_.tensor().rows(0, s),
-          rows_.tensor().rows(0, s), x_.tensor().rows(0, s), scratch_.view(s), selected_.tensor().rows(0, s),
-          logits_.tensor().rows(0, s), s, max_blocks_ * cache_.block_size, 1};
+int64_t DecodeRunner::width_for(int64_t blocks) const {
+  int64_t width = 16;
+  while (width < blocks) width *= 2;
+  return std::min(width, max_blocks_);
+}
+
+StepTensors DecodeRunner::tensors_for(int64_t s, int64_t width) const {
+  // Block tables padded to `width`: the tensor shapes (and a graph) depend on (S, width) only.
+  return {ids_.tensor().rows(0, s),
+          positions_.tensor().rows(0, s),
+          slots_.tensor().rows(0, s),
+          q_start_.tensor().rows(0, s + 1),
+          kv_len_.tensor().rows(0, s),
+          tables_.tensor().rows(0, s * width).reshape({s, width}),
+          rows_.tensor().rows(0, s),
+          x_.tensor().rows(0, s),
+          scratch_.view(s),
+          selected_.tensor().rows(0, s),
+          logits_.tensor().rows(0, s),
+          s,
+          width * cache_.block_size,
+          1};
 }
 
 Result<Tensor> DecodeRunner::step(const DecoderBatch& batch) {
@@ -122,11 +138,12 @@ Result<Tensor> DecodeRunner::step(const DecoderBatch& batch) {
                                                        static_cast<int32_t>(config_.vision.image_token_id)));
   PX_RETURN_IF_ERROR(decoder_.check_tokens(in));
   if (!in.images.empty()) return invalid_argument("a decode step carries no [IMG] tokens");
-  padded_tables_.assign(static_cast<size_t>(s * max_blocks_), 0);
+  const int64_t width = width_for(in.max_blocks_per_seq);
+  padded_tables_.assign(static_cast<size_t>(s * width), 0);
   for (int64_t i = 0; i < s; ++i)
     for (int64_t j = 0; j < in.max_blocks_per_seq; ++j)
-      padded_tables_[i * max_blocks_ + j] = in.block_tables[i * in.max_blocks_per_seq + j];
-  const StepTensors t = tensors_for(s);
+      padded_tables_[i * width + j] = in.block_tables[i * in.max_blocks_per_seq + j];
+  const StepTensors t = tensors_for(s, width);
   b_.upload(in.token_ids.data(), base::DType::kI32, t.ids);
   b_.upload(in.positions.data(), base::DType::kI32, t.positions);
   b_.upload(in.slot_mapping.data(), base::DType::kI32, t.slots);
@@ -138,7 +155,7 @@ Result<Tensor> DecodeRunner::step(const DecoderBatch& batch) {
     decoder_.compute(b_, t, {}, cache_);
     return t.logits;
   }
-  auto& graph = graphs_[s];
+  auto& graph = graphs_[{s, width}];
   if (!graph) {
     decoder_.compute(b_, t, {}, cache_);  // warm-up: plans and lazy initialisation happen outside capture
     b_.synchronize();

@@ -55,9 +55,12 @@ class TextDecoder {
   const DecoderWeights& weights_;
 };
 
-// Decode steps (one new token per sequence, no images) over persistent buffers, each batch size
-// recorded once as a graph where the backend supports it and replayed afterwards. The attention
-// launch is sized for the cache capacity, so one graph serves every context length.
+// Decode steps (one new token per sequence, no images) over persistent buffers, recorded once per
+// (batch size, block-table width) as a graph where the backend supports it and replayed
+// afterwards. The width is the longest table rounded up to a power of two (at least 16 blocks),
+// so the per-step table upload and the attention launch follow the real context instead of the
+// longest one the model allows (64 sequences × 8,192 blocks would be 2 MB per step), and one
+// graph serves every context up to its width.
 class DecodeRunner {
  public:
   DecodeRunner(backend::Backend& b, const TextDecoder& decoder, const io::ModelConfig& config, KvCache& cache,
@@ -68,7 +71,8 @@ class DecodeRunner {
   int64_t graphs_captured() const { return static_cast<int64_t>(graphs_.size()); }
 
  private:
-  StepTensors tensors_for(int64_t num_seqs) const;
+  StepTensors tensors_for(int64_t num_seqs, int64_t width) const;
+  int64_t width_for(int64_t blocks) const;
 
   backend::Backend& b_;
   const TextDecoder& decoder_;
@@ -77,7 +81,7 @@ class DecodeRunner {
   int64_t max_seqs_, max_blocks_;
   backend::TensorBuffer ids_, positions_, slots_, q_start_, kv_len_, tables_, rows_, x_, selected_, logits_;
   BlockScratch scratch_;
-  std::map<int64_t, std::unique_ptr<backend::Graph>> graphs_;  // by number of sequences
+  std::map<std::pair<int64_t, int64_t>, std::unique_ptr<backend::Graph>> graphs_;  // by (sequences, width)
   std::vector<int32_t> padded_tables_;
 };
 

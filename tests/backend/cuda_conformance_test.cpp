@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <numeric>
+#include <random>
 
 #include "cuda_test_util.h"
 
@@ -116,7 +117,7 @@ constexpr EnvCase kGemvVariants[] = {{nullptr, nullptr},
                                      {"PIXTRAL_CUDA_GEMV_BLOCKS", "1"},
                                      {"PIXTRAL_CUDA_GEMV_STAGE", "0"},
                                      {"PIXTRAL_CUDA_PDL", "0"},
-                                     {"PIXTRAL_CUDA_GEMV_PREFETCH", "0"}};
+                                     {"PIXTRAL_CUDA_GEMV_PREFETCH", "1"}};
 
 double rel_between(Backend& g, const Tensor& got_t, const Tensor& want_t) {
   std::vector<float> want(static_cast<size_t>(want_t.numel())), got(want.size());
@@ -191,18 +192,19 @@ TEST(CudaConformance, QkvRopeFused) {
     };
     uint64_t seed = 500;
     for (const auto& c : cases) {
-      const int64_t blocks = 7, bs = 4, rows = (c.h + 2 * c.hkv) * c.hd;
+      // Enough cache slots that the t tokens' slots are distinct (as in a real step).
+      const int64_t bs = 4, blocks = std::max<int64_t>(7, (c.t + bs - 1) / bs + 3), rows = (c.h + 2 * c.hkv) * c.hd;
       OnBoth x = up(random_bf16(c.t * c.d, ++seed, 2.0f), {c.t, c.d});
       OnBoth nw = up(random_bf16(c.d, ++seed, 0.5f), {c.d});
       OnBoth w = up(random_bf16(rows * c.d, ++seed, 0.1f), {rows, c.d});
       OnBoth q = up(std::vector<float>(static_cast<size_t>(c.t * c.h * c.hd), 0.0f), {c.t, c.h, c.hd});
       OnBoth kc = up(random_bf16(blocks * bs * c.hkv * c.hd, ++seed), {blocks, bs, c.hkv, c.hd});
       OnBoth vc = up(random_bf16(blocks * bs * c.hkv * c.hd, ++seed), {blocks, bs, c.hkv, c.hd});
-      std::vector<int32_t> pos(static_cast<size_t>(c.t)), slots(static_cast<size_t>(c.t));
-      for (int64_t i = 0; i < c.t; ++i) {
-        pos[i] = static_cast<int32_t>((i * 7919 + seed) % 40000);
-        slots[i] = static_cast<int32_t>((i * 11 + 3) % (blocks * bs));
-      }
+      std::vector<int32_t> pos(static_cast<size_t>(c.t)), slots(static_cast<size_t>(blocks * bs));
+      std::iota(slots.begin(), slots.end(), 0);
+      std::shuffle(slots.begin(), slots.end(), std::mt19937(static_cast<unsigned>(seed)));
+      slots.resize(static_cast<size_t>(c.t));  // distinct, shuffled
+      for (int64_t i = 0; i < c.t; ++i) pos[i] = static_cast<int32_t>((i * 7919 + seed) % 40000);
       OnBoth p = up_i32(pos), sl = up_i32(slots);
       cpu().qkv_rope({.x = x.c, .norm_weight = nw.c, .w_qkv = w.c, .pos = p.c, .q = q.c, .k_cache = kc.c,
                       .v_cache = vc.c, .slot_mapping = sl.c, .eps = 1e-5f, .theta = 1e6f});

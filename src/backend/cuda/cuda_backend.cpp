@@ -53,8 +53,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   }
   // Cap on resident GEMV blocks per SM (0: occupancy), plain GEMVs' x read through L1 ("0";
   // default: staged in shared memory), programmatic dependent launch of the GEMVs ("0": off),
-  // whole-matrix L2 prefetch of matrices that fit ("0": first chunks only) — for benchmarks and
-  // tests.
+  // whole-matrix L2 prefetch of matrices that fit ("1"; default: first chunks only) — for
+  // benchmarks and tests.
   if (const char* v = std::getenv("PIXTRAL_CUDA_GEMV_BLOCKS"); v != nullptr) gemv_.blocks_per_sm = std::atoi(v);
   if (const char* v = std::getenv("PIXTRAL_CUDA_GEMV_STAGE"); v != nullptr) gemv_.stage_x = std::strcmp(v, "0") != 0;
   if (const char* v = std::getenv("PIXTRAL_CUDA_PDL"); v != nullptr) gemv_.pdl = std::strcmp(v, "0") != 0;

@@ -113,7 +113,8 @@ struct GemvTuning {
                            // always do); "0" reads it through L1 (faster for wo/down alone, not
                            // in the whole decode step: 100.6 vs 98.9 tok/s measured)
   bool pdl = true;         // programmatic dependent launch
-  bool prefetch_all = true;  // whole matrices up to kGemvL2PrefetchBytes into L2 before the wait
+  bool prefetch_all = false;  // whole matrices up to kGemvL2PrefetchBytes into L2 before the wait
+                              // (only pays when the previous kernel lets the GEMV start early)
 };
 
 void launch_gemv_fused(GemvArgs a, GemvFusion fusion, const GemvTuning& tuning, int num_sms, cudaStream_t s);

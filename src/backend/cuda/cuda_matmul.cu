@@ -293,20 +293,24 @@ int blocks_per_sm(Kernel kernel, size_t smem) {
 
 int gemv_warps_per_col(int64_t n, int64_t k, bool swiglu, int64_t slots) {
   // Warps per output column (1, 2, 4, 8; each K slice keeps at least 4 loads per lane): the
-  // split whose column groups fill the persistent grid best, groups / (rounds · slots) with
-  // rounds = ceil(groups / slots); ties go to fewer warps per column. With one warp per column
-  // w_o and w_down (5,120 columns = 640 groups of 8) take 2 rounds on 528 blocks at 61 %; four
-  // warps per column give 2,560 groups, 5 rounds at 97 % (cuda_bench: 21.1 → 18.8 µs and
-  // 60.9 → 55.4 µs alone). Narrow matrices (w_k, w_v: 1,024 columns) split K to fill the machine.
+  // fewest whose column groups fill the persistent grid to 90 % (one warp per column: 70 %),
+  // fill = groups / (rounds · slots) with rounds = ceil(groups / slots); else the best fill.
+  // More warps per column cost a cross-warp reduction per group, so they only pay where one warp
+  // per column leaves the grid badly unbalanced. Measured alone on the H100 (cuda_bench, 528
+  // slots): w_o and w_down (640 groups of 8 columns: 2 rounds at 61 %) 23.4 → 20.7 µs and
+  // 60.4 → 55.2 µs with four warps per column (97 %); the fused w_qkv (768 groups, 73 %) 27.0 µs
+  // with one, 27.8 with two; the output matrix (97 %) 441 µs with one, 472 with four. Narrow
+  // matrices (w_k, w_v: 1,024 columns) split K to fill the machine.
   const int64_t chunks = k / 8;
   int best = 1;
-  double best_fill = 0.0;
+  double best_fill = -1.0;
   for (int wpc = 1; wpc <= kWarps && (wpc == 1 || chunks / wpc >= 32 * kUnroll); wpc *= 2) {
     const int64_t cpb = kWarps / wpc;
     const int64_t groups = swiglu ? (n / 2 + cpb / 2 - 1) / (cpb / 2) : (n + cpb - 1) / cpb;
     const int64_t rounds = (groups + slots - 1) / slots;
     const double fill = static_cast<double>(groups) / static_cast<double>(rounds * slots);
-    if (fill > best_fill + 1e-3) {
+    if (fill >= 0.9 || (wpc == 1 && fill >= 0.7)) return wpc;
+    if (fill > best_fill) {
       best = wpc;
       best_fill = fill;
     }
