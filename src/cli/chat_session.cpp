@@ -91,7 +91,7 @@ Result<std::string> ChatSession::answer(const std::vector<ChatMessage>& messages
     text += e.text;
     std::fputs(e.text.c_str(), stdout);
     std::fflush(stdout);
-    if (e.finished()) done.set(e);
+    if (e.request_finished) done.set(e);
   }));
   (void)id;
   const Event last = done.wait();
