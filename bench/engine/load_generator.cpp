@@ -6,7 +6,10 @@
 //
 //   pixtral_load --model DIR|demo [--backend cpu|cuda|auto] [--num-requests 64] [--concurrency C]
 //                [--prompt-len 512] [--output-len 256] [--image W,H [--distinct-images]]
-//                [--seed 0] [--max-num-seqs N] [--max-num-batched-tokens N] [--kv-blocks N]
+//                [--seed 0] [--max-num-seqs N] [--max-num-batched-tokens N] [--kv-blocks N] [--n N]
+//
+// --n N asks N choices of every request (one prompt computed once, its KV blocks shared): output
+// tokens count every choice's, TPOT and ITL are measured per choice.
 //
 // Exit code 0 when every request completed and every KV block is free afterwards, 1 when a
 // request failed or a block is still held, 2 on bad flags or an engine that does not start.
@@ -49,6 +52,7 @@ struct Options {
   uint64_t seed = 0;
   int64_t max_num_seqs = 0, max_num_batched_tokens = 0, kv_blocks = 0;  // 0: the engine's default
   int64_t shared_prefix = 0;  // the first N text tokens are the same in every request
+  int64_t n = 1;              // choices per request
   double temperature = 0.0, top_p = 1.0;
   int64_t top_k = 0;
   double gpu_memory_utilization = 0.0;
@@ -62,6 +66,7 @@ void print_usage() {
                "         [--image W,H [--distinct-images]] [--seed N] [--max-num-seqs N]\n"
                "         [--max-num-batched-tokens N] [--kv-blocks N | --gpu-memory-utilization F]\n"
                "         [--shared-prefix N] [--temperature T] [--top-p P] [--top-k K] [--sampling device|host|auto]\n"
+               "         [--n N]\n"
                "  --shared-prefix N: the first N prompt tokens after BOS are the same in every request (prefix\n"
                "  cache); the report then gives the first request's TTFT beside the later ones'.\n"
                "  --model demo makes the built-in tiny random model on first use; `pixtral make-tiny --out DIR`\n"
@@ -82,7 +87,7 @@ std::optional<std::string> parse_flags(int argc, char** argv, Options& o) {
       {"--prompt-len", &o.prompt_len},     {"--output-len", &o.output_len},
       {"--max-num-seqs", &o.max_num_seqs}, {"--max-num-batched-tokens", &o.max_num_batched_tokens},
       {"--kv-blocks", &o.kv_blocks},       {"--shared-prefix", &o.shared_prefix},
-      {"--top-k", &o.top_k}};
+      {"--top-k", &o.top_k},               {"--n", &o.n}};
   std::map<std::string, double*> reals = {{"--temperature", &o.temperature},
                                           {"--top-p", &o.top_p},
                                           {"--gpu-memory-utilization", &o.gpu_memory_utilization}};
@@ -129,6 +134,7 @@ std::optional<std::string> parse_flags(int argc, char** argv, Options& o) {
   if (o.model.empty()) return std::string("--model DIR (or 'demo') is required");
   if (o.num_requests <= 0) return std::string("--num-requests must be positive");
   if (o.prompt_len <= 0 || o.output_len <= 0) return std::string("--prompt-len and --output-len must be positive");
+  if (o.n <= 0) return std::string("--n must be positive");
   if (o.distinct_images && o.image_w == 0) return std::string("--distinct-images needs --image W,H");
   if (o.concurrency == 0 || o.concurrency > o.num_requests) o.concurrency = o.num_requests;
   return std::nullopt;
@@ -196,6 +202,7 @@ Result<std::vector<Request>> build_requests(const Options& o, int64_t vocab) {
     r.sampling.seed = o.seed + static_cast<uint64_t>(i);
     r.sampling.max_tokens = o.output_len;
     r.sampling.ignore_eos = true;
+    r.sampling.n = o.n;
     out.push_back(std::move(r));
   }
   return out;
@@ -205,6 +212,7 @@ Result<std::vector<Request>> build_requests(const Options& o, int64_t vocab) {
 struct Trace {
   double submit = 0.0;
   std::vector<double> token_times;  // one per event that carried tokens (one SSE chunk in vLLM)
+  std::vector<std::vector<double>> choice_times;  // the same, per choice
   double end = 0.0;
   int64_t input_tokens = 0, output_tokens = 0;
   bool done = false, failed = false;
@@ -248,16 +256,21 @@ class Runner {
   void on_event(Trace& t, const Event& e) {
     const double at = now();
     std::lock_guard<std::mutex> lock(mu_);
-    if (!e.token_ids.empty()) t.token_times.push_back(at);
-    if (!e.finished()) return;
+    if (!e.token_ids.empty()) {
+      t.token_times.push_back(at);
+      const auto index = static_cast<size_t>(e.index);
+      if (t.choice_times.size() <= index) t.choice_times.resize(index + 1);
+      t.choice_times[index].push_back(at);
+    }
+    if (e.finished() && (*e.finish == FinishReason::kError || *e.finish == FinishReason::kCancelled) && !t.failed) {
+      t.failed = true;
+      t.error = e.error.is_ok() ? std::string(finish_reason_name(*e.finish)) : e.error.to_string();
+    }
+    if (!e.request_finished) return;
     t.end = at;
     t.done = true;
     t.input_tokens = e.usage.prompt_tokens;
     t.output_tokens = e.usage.completion_tokens;
-    if (*e.finish == FinishReason::kError || *e.finish == FinishReason::kCancelled) {
-      t.failed = true;
-      t.error = e.error.is_ok() ? std::string(finish_reason_name(*e.finish)) : e.error.to_string();
-    }
     --in_flight_;
     cv_.notify_all();
   }
@@ -347,13 +360,15 @@ int64_t report(const Options& o, const std::vector<Trace>& traces, double durati
     ++completed;
     total_in += t.input_tokens;
     total_out += t.output_tokens;
-    if (t.output_tokens != o.output_len) ++short_outputs;
+    if (t.output_tokens != o.output_len * o.n) ++short_outputs;
     const double first = (t.token_times.front() - t.submit) * 1e3;
     const double latency = (t.end - t.submit) * 1e3;
     ttft.push_back(first);
     e2el.push_back(latency);
-    if (t.output_tokens > 1) tpot.push_back((latency - first) / static_cast<double>(t.output_tokens - 1));
-    for (size_t k = 1; k < t.token_times.size(); ++k) itl.push_back((t.token_times[k] - t.token_times[k - 1]) * 1e3);
+    const int64_t per_choice = t.output_tokens / o.n;  // TPOT and ITL follow one choice's stream
+    if (per_choice > 1) tpot.push_back((latency - first) / static_cast<double>(per_choice - 1));
+    for (const auto& times : t.choice_times)
+      for (size_t k = 1; k < times.size(); ++k) itl.push_back((times[k] - times[k - 1]) * 1e3);
   }
   const double d = duration > 0 ? duration : 1e-9;
   std::printf("============ Serving Benchmark Result ============\n");
@@ -381,8 +396,9 @@ int64_t report(const Options& o, const std::vector<Trace>& traces, double durati
                 static_cast<long long>(o.shared_prefix), ttft.front(), later, 100.0 * later / ttft.front());
   }
   if (short_outputs)
-    std::printf("warning: %lld requests produced a number of tokens other than --output-len %lld\n",
-                static_cast<long long>(short_outputs), static_cast<long long>(o.output_len));
+    std::printf("warning: %lld requests produced a number of tokens other than --output-len %lld x --n %lld\n",
+                static_cast<long long>(short_outputs), static_cast<long long>(o.output_len),
+                static_cast<long long>(o.n));
   for (const auto& [message, n] : errors)
     std::printf("error (%lld requests): %s\n", static_cast<long long>(n), message.c_str());
   return failed;
@@ -453,8 +469,9 @@ int run_main(int argc, char** argv) {
     std::fprintf(stderr, "pixtral_load: building requests: %s\n", requests.status().to_string().c_str());
     return 2;
   }
-  std::printf("pixtral_load: %lld requests, concurrency %lld, prompt %lld + output %lld tokens%s, backend %s, model %s\n",
-              static_cast<long long>(o.num_requests), static_cast<long long>(o.concurrency),
+  std::printf("pixtral_load: %lld requests (n = %lld), concurrency %lld, prompt %lld + output %lld tokens%s, backend %s, "
+              "model %s\n",
+              static_cast<long long>(o.num_requests), static_cast<long long>(o.n), static_cast<long long>(o.concurrency),
               static_cast<long long>(o.prompt_len), static_cast<long long>(o.output_len),
               o.image_w ? (", image " + std::to_string(o.image_w) + "x" + std::to_string(o.image_h) +
                            (o.distinct_images ? " (distinct)" : " (shared)")).c_str()

@@ -65,17 +65,25 @@ struct Usage {
   int64_t cached_prompt_tokens = 0;  // taken from the prefix cache at (last) admission
 };
 
-// What a request produced since its previous event. The last event of a request has `finish` set
-// (and `error` when it failed); every submitted request gets exactly one last event.
+// What one choice of a request produced since its previous event. A request with
+// SamplingOptions::n = k has k choices (index 0..k-1), each with its own stream of events; the
+// last event of a choice has `finish` set (and `error` when it failed), and every choice of a
+// submitted request gets exactly one. The last event of the whole request (all its choices
+// finished) also has `request_finished` and the request's `usage`. With n = 1 the choice's last
+// event is the request's: finished() == request_finished.
 struct Event {
   RequestId id = 0;
+  int64_t index = 0;                       // the choice, 0..n-1
   std::string text;                        // new text (stop strings and held-back text excluded)
   std::vector<int32_t> token_ids;          // new tokens (a terminating EOS / stop id included)
   std::vector<TokenLogprobInfo> logprobs;  // one per token when sampling.logprobs
-  std::optional<FinishReason> finish;
+  std::optional<FinishReason> finish;      // on the choice's last event
   std::optional<std::string> stop_string;  // the stop string that ended it
-  Usage usage;                             // on the last event
+  // On the request's last event: prompt tokens counted once, completion tokens over all choices
+  // (OpenAI's usage for n > 1).
+  Usage usage;
   Status error;                            // non-ok with finish == kError
+  bool request_finished = false;           // the request's last event (every choice finished)
   bool finished() const { return finish.has_value(); }
 };
 
@@ -120,10 +128,10 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // Validates and encodes the request on the calling thread (errors come back here, no event),
-  // then queues it; `on_event` receives its stream on the loop thread.
+  // then queues it; `on_event` receives its stream (all its choices) on the loop thread.
   Result<RequestId> submit(Request request, EventCallback on_event);
-  // Cancels a request at any stage; its last event has finish == kCancelled. kNotFound when it is
-  // unknown or already finished.
+  // Cancels a request at any stage, all its choices: the last event of each choice still running
+  // has finish == kCancelled. kNotFound when it is unknown or already finished.
   Status cancel(RequestId id);
   MetricsSnapshot metrics() const;
   // Blocks until no request is queued or running.

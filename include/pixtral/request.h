@@ -28,7 +28,10 @@ struct SamplingOptions {
   bool include_stop_str_in_output = false;
   bool logprobs = false;              // logprob of each chosen token
   int64_t top_logprobs = 0;           // 0..20 alternatives per position (needs logprobs)
-  int64_t n = 1;                      // only 1 for now
+  // Independent completions ("choices") of the prompt, 1..16 (events carry the choice's index).
+  // The prompt is computed once and its KV blocks shared. With a seed, choice i draws what a
+  // request with n = 1 and seed + i draws; greedy choices are all equal (vLLM's behaviour).
+  int64_t n = 1;
 };
 
 // One part of a chat message: text, or an image given as encoded bytes or a local file path.

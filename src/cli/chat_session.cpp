@@ -36,14 +36,44 @@ Status outcome(const Event& last) {
   return Status::ok();
 }
 
+size_t count_images(const std::vector<ChatMessage>& messages) {
+  size_t n = 0;
+  for (const auto& m : messages)
+    for (const auto& part : m.content) n += part.kind != ContentPart::Kind::kText;
+  return n;
+}
+
+// What every choice of one request produced, in index order.
+struct Choices {
+  std::vector<std::string> texts;
+  std::vector<std::vector<int32_t>> tokens;
+  std::vector<FinishReason> finish;
+  Status status;  // the first failed choice's
+
+  void add(const Event& e) {
+    const auto i = static_cast<size_t>(e.index);
+    if (texts.size() <= i) {
+      texts.resize(i + 1);
+      tokens.resize(i + 1);
+      finish.resize(i + 1, FinishReason::kStop);
+    }
+    texts[i] += e.text;
+    tokens[i].insert(tokens[i].end(), e.token_ids.begin(), e.token_ids.end());
+    if (!e.finished()) return;
+    finish[i] = *e.finish;
+    if (status.is_ok()) status = outcome(e);
+  }
+};
+
 }  // namespace
 
-Result<ChatSession> ChatSession::open(const std::string& model_arg, const std::optional<std::string>& backend_name) {
+Result<ChatSession> ChatSession::open(const std::string& model_arg, const std::optional<std::string>& backend_name,
+                                      int64_t max_num_seqs) {
   PX_ASSIGN_OR_RETURN(std::string dir, resolve_model_dir(model_arg));
   EngineOptions options;
   options.model_dir = dir;
   options.backend = backend_name.value_or("auto");
-  options.max_num_seqs = 1;
+  options.max_num_seqs = max_num_seqs;
   ChatSession s;
   PX_ASSIGN_OR_RETURN(s.engine, Engine::create(options));
   return s;
@@ -53,9 +83,7 @@ Result<std::string> ChatSession::answer(const std::vector<ChatMessage>& messages
   Request request;
   request.messages = messages;
   request.sampling = sampling;
-  size_t num_images = 0;
-  for (const auto& m : messages)
-    for (const auto& part : m.content) num_images += part.kind != ContentPart::Kind::kText;
+  const size_t num_images = count_images(messages);
   std::string text;
   Completion done;
   const auto start = std::chrono::steady_clock::now();
@@ -63,7 +91,7 @@ Result<std::string> ChatSession::answer(const std::vector<ChatMessage>& messages
     text += e.text;
     std::fputs(e.text.c_str(), stdout);
     std::fflush(stdout);
-    if (e.finished()) done.set(e);
+    if (e.request_finished) done.set(e);
   }));
   (void)id;
   const Event last = done.wait();
@@ -76,16 +104,41 @@ Result<std::string> ChatSession::answer(const std::vector<ChatMessage>& messages
   return text;
 }
 
-Result<std::vector<int32_t>> ChatSession::generate_ids(Request request) {
-  std::vector<int32_t> tokens;
+Result<std::vector<std::string>> ChatSession::answers(const std::vector<ChatMessage>& messages,
+                                                      const SamplingOptions& sampling) {
+  Request request;
+  request.messages = messages;
+  request.sampling = sampling;
+  Choices choices;
   Completion done;
+  const auto start = std::chrono::steady_clock::now();
   PX_ASSIGN_OR_RETURN(RequestId id, engine->submit(std::move(request), [&](const Event& e) {
-    tokens.insert(tokens.end(), e.token_ids.begin(), e.token_ids.end());
-    if (e.finished()) done.set(e);
+    choices.add(e);
+    if (e.request_finished) done.set(e);
   }));
   (void)id;
-  PX_RETURN_IF_ERROR(outcome(done.wait()));
-  return tokens;
+  const Event last = done.wait();
+  PX_RETURN_IF_ERROR(choices.status);
+  for (size_t i = 0; i < choices.texts.size(); ++i)
+    std::printf("--- choice %zu (%s) ---\n%s\n", i, finish_reason_name(choices.finish[i]), choices.texts[i].c_str());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::fprintf(stderr, "[%lld prompt tokens, %zu images, %lld generated in %zu choices, %.2f s]\n",
+               static_cast<long long>(last.usage.prompt_tokens), count_images(messages),
+               static_cast<long long>(last.usage.completion_tokens), choices.texts.size(), seconds);
+  return choices.texts;
+}
+
+Result<std::vector<std::vector<int32_t>>> ChatSession::generate_ids(Request request) {
+  Choices choices;
+  Completion done;
+  PX_ASSIGN_OR_RETURN(RequestId id, engine->submit(std::move(request), [&](const Event& e) {
+    choices.add(e);
+    if (e.request_finished) done.set(e);
+  }));
+  (void)id;
+  done.wait();
+  PX_RETURN_IF_ERROR(choices.status);
+  return choices.tokens;
 }
 
 std::string read_generation_flags(FlagReader& flags, SamplingOptions& sampling) {

@@ -1,8 +1,10 @@
 // pixtral generate --model DIR [--image F]... --prompt S [--system S] [--max-tokens N]
-//                  [--temperature T] [--top-p P] [--top-k K] [--seed N] [--backend cpu|cuda]
-//   Streams the assistant's answer to one user message (images first, then the text).
-// pixtral generate --model DIR --input CASE.safetensors [--max-tokens N] ...
-//   Generates from token ids (+ image_k pixels) of a case file and prints the new ids as JSON.
+//                  [--temperature T] [--top-p P] [--top-k K] [--seed N] [--n N] [--backend cpu|cuda]
+//   Streams the assistant's answer to one user message (images first, then the text). With
+//   --n N > 1, N answers (choices) of the one prompt, printed whole once all are done.
+// pixtral generate --model DIR --input CASE.safetensors [--max-tokens N] [--n N] ...
+//   Generates from token ids (+ image_k pixels) of a case file and prints the new ids as JSON
+//   (one array; with --n N > 1, an array of N arrays).
 #include <cstdio>
 
 #include "cli/chat_session.h"
@@ -31,13 +33,26 @@ int generate_from_case(const std::string& model_arg, const std::optional<std::st
       return failure("generate", input + ": image tensors must be float");
     request.images.push_back(std::move(data));
   }
-  auto session = ChatSession::open(model_arg, backend_name);
+  auto session = ChatSession::open(model_arg, backend_name, sampling.n);
   if (!session.is_ok()) return failure("generate", session.status().to_string());
-  auto tokens = session->generate_ids(std::move(request));
-  if (!tokens.is_ok()) return failure("generate", tokens.status().to_string());
-  std::printf("[");
-  for (size_t i = 0; i < tokens->size(); ++i) std::printf("%s%d", i ? ", " : "", (*tokens)[i]);
-  std::printf("]\n");
+  auto choices = session->generate_ids(std::move(request));
+  if (!choices.is_ok()) return failure("generate", choices.status().to_string());
+  const auto print_ids = [](const std::vector<int32_t>& ids) {
+    std::printf("[");
+    for (size_t i = 0; i < ids.size(); ++i) std::printf("%s%d", i ? ", " : "", ids[i]);
+    std::printf("]");
+  };
+  if (sampling.n == 1) {
+    print_ids(choices->at(0));
+  } else {
+    std::printf("[");
+    for (size_t c = 0; c < choices->size(); ++c) {
+      if (c) std::printf(", ");
+      print_ids((*choices)[c]);
+    }
+    std::printf("]");
+  }
+  std::printf("\n");
   return 0;
 }
 
@@ -47,9 +62,15 @@ int run_generate(const Args& args) {
   const auto system = flags.value("--system"), input = flags.value("--input");
   const auto backend_name = flags.value("--backend");
   const auto images = flags.values("--image");
+  const auto n = flags.value("--n");
   SamplingOptions sampling;
   if (auto err = read_generation_flags(flags, sampling); !err.empty()) return usage_error("generate", err);
   if (auto err = flags.finish(); !err.empty()) return usage_error("generate", err);
+  if (n) {
+    const auto value = parse_int(*n);
+    if (!value || *value < 1) return usage_error("generate", "--n: not a positive integer: " + *n);
+    sampling.n = *value;
+  }
   if (!model_arg) return usage_error("generate", "--model DIR (or 'demo') is required");
   if (input) return generate_from_case(*model_arg, backend_name, *input, sampling);
   if (!prompt_text) return usage_error("generate", "--prompt S (or --input CASE) is required");
@@ -61,8 +82,13 @@ int run_generate(const Args& args) {
   user.content.push_back(ContentPart::text_part(*prompt_text));
   messages.push_back(std::move(user));
 
-  auto session = ChatSession::open(*model_arg, backend_name);
+  auto session = ChatSession::open(*model_arg, backend_name, sampling.n);
   if (!session.is_ok()) return failure("generate", session.status().to_string());
+  if (sampling.n > 1) {
+    auto texts = session->answers(messages, sampling);
+    if (!texts.is_ok()) return failure("generate", texts.status().to_string());
+    return 0;
+  }
   auto text = session->answer(messages, sampling);
   if (!text.is_ok()) return failure("generate", text.status().to_string());
   return 0;

@@ -146,6 +146,7 @@ Status Engine::Impl::init_pool() {
       .image_token_id = static_cast<int32_t>(model_->config().vision.image_token_id),
       .enable_prefix_caching = options_.enable_prefix_caching};
   scheduler_ = std::make_unique<engine::Scheduler>(params);
+  num_kv_blocks_ = num_blocks;
   max_len_ = scheduler_->max_len();
   cache_ = model_->make_kv_cache(num_blocks, options_.block_size);
   runner_ = model_->make_decode_runner(cache_, options_.max_num_seqs,

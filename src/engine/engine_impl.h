@@ -41,19 +41,41 @@ struct PreparedRequest {
   Clock::time_point submitted;
 };
 
-// A request the loop thread owns: the prepared request and its per-request generation state.
-struct ActiveRequest {
-  PreparedRequest req;
-  std::optional<engine::Sampler> sampler;
+// The scheduler sequence of choice `index` of request `id`, and back (index < n <= kMaxN).
+inline engine::SeqId seq_of(RequestId id, int64_t index) { return engine::SeqId{id * engine::kMaxN + index}; }
+inline RequestId request_of(engine::SeqId seq) { return seq.value / engine::kMaxN; }
+inline int64_t choice_of(engine::SeqId seq) { return seq.value % engine::kMaxN; }
+
+// One completion of a request (OpenAI's choice `index`) and its generation state. Choice 0's
+// sequence computes the prompt; the others are forked off it when the prompt is done.
+struct Choice {
+  int64_t index = 0;
+  std::optional<engine::Sampler> sampler;  // child_params(request's sampling, index)
   std::optional<engine::StopChecker> stop;
   std::optional<tokenizer::StreamingDetokenizer> detok;
+  int64_t generated = 0;
+  std::optional<Clock::time_point> last_token;
+  bool done = false;  // its last event went out
+};
+
+// A request the loop thread owns: the prepared request, its choices and what they share.
+struct ActiveRequest {
+  PreparedRequest req;
+  std::vector<Choice> choices;  // req.sampling.n of them
   std::vector<std::shared_ptr<const engine::ImageFeatures>> features;  // per image, once encoded
   backend::TensorBuffer assembled;  // all images' rows when it has several
-  int64_t generated = 0;
   int64_t cached_prompt_tokens = 0;
-  std::optional<Clock::time_point> last_token;
+  int64_t num_done = 0;    // choices finished
   bool scheduled = false;  // cached_prompt_tokens recorded
-  bool done = false;       // its last event went out; erased after the step
+  bool done = false;       // every choice finished (the last event went out); erased after the step
+};
+
+// One draw of a step: a choice's next token from row `row` of the logits. The first token of
+// every choice of an n > 1 request comes from the row of the prompt's last chunk.
+struct SampleJob {
+  int64_t row = 0;
+  ActiveRequest* request = nullptr;
+  Choice* choice = nullptr;
 };
 
 // Adds one latency sample (milliseconds) to a histogram.
@@ -99,9 +121,18 @@ class Engine::Impl {
   Result<backend::Tensor> forward(const engine::SchedulerOutput& out, backend::TensorBuffer& keep);
   // Samples the rows whose chunk completes a prompt or decodes (engine_sample.cpp), then emits.
   void sample_step(const engine::SchedulerOutput& out, const backend::Tensor& logits);
-  Result<std::vector<engine::SampleResult>> sample_rows(const backend::Tensor& logits,
-                                                        const std::vector<ActiveRequest*>& rows);
-  void finish(ActiveRequest& a, Event& event, FinishReason reason, bool remove_from_scheduler);
+  Result<std::vector<engine::SampleResult>> sample_jobs(const backend::Tensor& logits,
+                                                        const std::vector<SampleJob>& jobs);
+  Status sample_on_device(const backend::Tensor& logits, const std::vector<SampleJob>& jobs,
+                          std::vector<engine::SampleResult>& results);
+  void emit_token(const SampleJob& job, const engine::SampleResult& result, bool scheduler_ended,
+                  Clock::time_point now);
+  // The request that owns a scheduler sequence; nullptr when it is unknown or done.
+  ActiveRequest* live_request(engine::SeqId seq);
+  // Sends the last event of one choice (and, after the last choice, the request's usage).
+  void finish(ActiveRequest& a, Choice& c, Event& event, FinishReason reason, bool remove_from_scheduler);
+  // Ends every choice still running (cancel, error, shutdown).
+  void finish_request(ActiveRequest& a, FinishReason reason, const Status& error, bool remove_from_scheduler);
   void fail_step(const engine::SchedulerOutput& out, const Status& status);
   void publish_metrics();
   void emit(ActiveRequest& a, const Event& event);
@@ -113,6 +144,7 @@ class Engine::Impl {
   std::unique_ptr<prompt::ChatEncoder> encoder_;
   int32_t eos_id_ = 2;
   int64_t max_len_ = 0;
+  int64_t num_kv_blocks_ = 0;
 
   // Loop thread only.
   model::KvCache cache_;

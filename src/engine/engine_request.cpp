@@ -81,7 +81,9 @@ Status Engine::Impl::prepare(Request& request, PreparedRequest& out) const {
   out.sampling = to_params(request.sampling);
   const int64_t vocab = model_->config().text.vocab_size;
   PX_RETURN_IF_ERROR(engine::validate(out.sampling, vocab));
-  if (out.sampling.n != 1) return unimplemented("n > 1 is not supported by the engine yet");
+  if (out.sampling.n > options_.max_num_seqs)
+    return invalid_argument("n must be at most max_num_seqs=" + std::to_string(options_.max_num_seqs) +
+                            " (each choice is a running sequence), got " + std::to_string(out.sampling.n) + ".");
   if (!out.sampling.stop.empty() && !tokenizer_)
     return invalid_argument("stop strings need a tokenizer; the model directory has none");
   if (request.prompt_ids.empty()) {
@@ -99,6 +101,13 @@ Status Engine::Impl::prepare(Request& request, PreparedRequest& out) const {
                         std::to_string(max_len_ - 1) + " fit this engine's context and KV pool");
   PX_ASSIGN_OR_RETURN(out.max_tokens,
                       engine::effective_max_tokens(out.sampling, static_cast<int64_t>(out.prompt.size()), max_len_));
+  // The choices share the prompt's blocks; each needs a block of its own from its first token on.
+  const int64_t bs = options_.block_size;
+  const int64_t blocks = (static_cast<int64_t>(out.prompt.size()) + bs) / bs + out.sampling.n - 1;
+  if (blocks > num_kv_blocks_)
+    return out_of_range("n = " + std::to_string(out.sampling.n) + " choices of a " + std::to_string(out.prompt.size()) +
+                        "-token prompt need " + std::to_string(blocks) + " KV blocks at once; the pool has " +
+                        std::to_string(num_kv_blocks_) + ". Reduce n or the prompt.");
   return Status::ok();
 }
 

@@ -1,8 +1,10 @@
-// The engine loop (its own thread): take submissions and cancels, schedule a step, encode the
-// images it needs (through the image cache), run the model, sample each request, emit events,
-// update the scheduler. One request's failure ends that request only.
+// The engine loop (its own thread): take submissions and cancels, schedule a step, copy the blocks
+// it writes that others share, encode the images it needs (through the image cache), run the
+// model, sample each choice, emit events, update the scheduler. One request's failure ends that
+// request only (all its choices).
 #include <algorithm>
 
+#include "base/check.h"
 #include "engine/engine_impl.h"
 #include "engine/scheduler_batch.h"
 
@@ -13,11 +15,8 @@ void Engine::Impl::loop() {
     if (!active_.empty()) run_step();
     publish_metrics();
   }
-  for (auto& [id, a] : active_) {  // shutdown: every request still here is cancelled
-    if (a->done) continue;
-    Event event;
-    finish(*a, event, FinishReason::kCancelled, true);
-  }
+  for (auto& [id, a] : active_)  // shutdown: every request still here is cancelled
+    if (!a->done) finish_request(*a, FinishReason::kCancelled, Status::ok(), true);
   publish_metrics();
 }
 
@@ -36,60 +35,85 @@ bool Engine::Impl::take_inputs() {
   for (RequestId id : cancels) {
     auto it = active_.find(id);
     if (it == active_.end() || it->second->done) continue;
-    Event event;
-    finish(*it->second, event, FinishReason::kCancelled, true);
+    finish_request(*it->second, FinishReason::kCancelled, Status::ok(), true);
   }
   return !stopping;
 }
 
+// Choice i samples with child_params(sampling, i); choice 0's sequence computes the prompt and
+// the scheduler forks the others off it (seq_of(id, i)) when the prompt is done.
 void Engine::Impl::admit(std::unique_ptr<PreparedRequest> req) {
   auto a = std::make_unique<ActiveRequest>();
   a->req = std::move(*req);
   const RequestId id = a->req.id;
-  a->sampler.emplace(a->req.sampling, engine::SamplerContext{.prompt = a->req.prompt, .eos_id = eos_id_});
-  a->stop.emplace(engine::StopConfig::from(a->req.sampling, eos_id_, a->req.max_tokens));
-  if (tokenizer_) a->detok.emplace(*tokenizer_);
+  const int64_t n = a->req.sampling.n;
+  a->choices.resize(static_cast<size_t>(n));
+  std::vector<engine::SeqId> forks;
+  for (int64_t i = 0; i < n; ++i) {
+    Choice& c = a->choices[static_cast<size_t>(i)];
+    const engine::SamplingParams params = engine::child_params(a->req.sampling, i);
+    c.index = i;
+    c.sampler.emplace(params, engine::SamplerContext{.prompt = a->req.prompt, .eos_id = eos_id_});
+    c.stop.emplace(engine::StopConfig::from(params, eos_id_, a->req.max_tokens));
+    if (tokenizer_) c.detok.emplace(*tokenizer_);
+    if (i > 0) forks.push_back(seq_of(id, i));
+  }
   a->features.resize(a->req.images.size());
   ActiveRequest& ref = *a;
   active_.emplace(id, std::move(a));
-  Status added = scheduler_->add({.id = engine::SeqId{id}, .prompt = ref.req.prompt, .images = ref.req.spans,
-                                  .max_tokens = ref.req.max_tokens});
-  if (!added.is_ok()) {
-    Event event;
-    event.error = added;
-    finish(ref, event, FinishReason::kError, false);
-  }
+  Status added = scheduler_->add({.id = seq_of(id, 0), .prompt = ref.req.prompt, .images = ref.req.spans,
+                                  .max_tokens = ref.req.max_tokens, .forks = std::move(forks)});
+  if (!added.is_ok()) finish_request(ref, FinishReason::kError, added, false);
 }
 
 void Engine::Impl::emit(ActiveRequest& a, const Event& event) {
   if (a.req.on_event) a.req.on_event(event);
 }
 
-// Sends the last event of a request and forgets it (it is erased after the step).
-void Engine::Impl::finish(ActiveRequest& a, Event& event, FinishReason reason, bool remove_from_scheduler) {
-  if (remove_from_scheduler) (void)scheduler_->finish(engine::SeqId{a.req.id});
+ActiveRequest* Engine::Impl::live_request(engine::SeqId seq) {
+  auto it = active_.find(request_of(seq));
+  return it == active_.end() || it->second->done ? nullptr : it->second.get();
+}
+
+// Sends the last event of a choice; after the request's last choice, the request is forgotten
+// (erased after the step) and this event carries its usage.
+void Engine::Impl::finish(ActiveRequest& a, Choice& c, Event& event, FinishReason reason, bool remove_from_scheduler) {
+  PX_CHECK(!c.done);
+  if (remove_from_scheduler) (void)scheduler_->finish(seq_of(a.req.id, c.index));  // not found: never forked
   event.id = a.req.id;
+  event.index = c.index;
   event.finish = reason;
   if (reason == FinishReason::kError && event.error.is_ok()) event.error = internal_error("request failed");
-  event.usage = {.prompt_tokens = static_cast<int64_t>(a.req.prompt.size()),
-                 .completion_tokens = a.generated,
-                 .cached_prompt_tokens = a.cached_prompt_tokens};
-  a.done = true;
-  a.features.clear();
-  a.assembled = {};
-  ++finished_;
+  c.done = true;
+  if (++a.num_done == static_cast<int64_t>(a.choices.size())) {
+    int64_t completion_tokens = 0;
+    for (const Choice& other : a.choices) completion_tokens += other.generated;
+    event.usage = {.prompt_tokens = static_cast<int64_t>(a.req.prompt.size()),
+                   .completion_tokens = completion_tokens,
+                   .cached_prompt_tokens = a.cached_prompt_tokens};
+    event.request_finished = true;
+    a.done = true;
+    a.features.clear();
+    a.assembled = {};
+    ++finished_;
+  }
   emit(a, event);
+}
+
+void Engine::Impl::finish_request(ActiveRequest& a, FinishReason reason, const Status& error,
+                                  bool remove_from_scheduler) {
+  for (Choice& c : a.choices) {
+    if (c.done) continue;
+    Event event;
+    event.error = error;
+    finish(a, c, event, reason, remove_from_scheduler);
+  }
 }
 
 // Ends every request of a step that could not run.
 void Engine::Impl::fail_step(const engine::SchedulerOutput& out, const Status& status) {
-  for (const auto& chunk : out.chunks) {
-    auto it = active_.find(chunk.seq.value);
-    if (it == active_.end() || it->second->done) continue;
-    Event event;
-    event.error = status;
-    finish(*it->second, event, FinishReason::kError, true);
-  }
+  for (const auto& chunk : out.chunks)
+    if (ActiveRequest* a = live_request(chunk.seq)) finish_request(*a, FinishReason::kError, status, true);
 }
 
 void Engine::Impl::run_step() {
@@ -101,12 +125,14 @@ void Engine::Impl::run_step() {
       out.images_to_encode.empty() &&
       std::all_of(out.chunks.begin(), out.chunks.end(), [](const engine::ScheduledChunk& c) { return c.num_tokens == 1; });
   for (const auto& chunk : out.chunks) {
-    auto it = active_.find(chunk.seq.value);
-    if (it != active_.end() && !it->second->scheduled) {
-      it->second->scheduled = true;
-      it->second->cached_prompt_tokens = chunk.start_pos;
+    ActiveRequest* a = live_request(chunk.seq);
+    if (a != nullptr && !a->scheduled) {
+      a->scheduled = true;
+      a->cached_prompt_tokens = chunk.start_pos;
     }
   }
+  for (const kv_cache::BlockCopy& copy : out.block_copies)  // copy on write, before the step writes
+    cache_.copy_block(*backend_, copy.src.value, copy.dst.value);
   if (Status s = encode_images(out); !s.is_ok()) return fail_step(out, s);
   backend::TensorBuffer keep;
   auto logits = forward(out, keep);
@@ -126,9 +152,7 @@ void Engine::Impl::run_step() {
       not_admitted.push_back(id);
       continue;
     }
-    if (it->second->done) continue;
-    Event event;
-    finish(*it->second, event, FinishReason::kCancelled, true);
+    if (!it->second->done) finish_request(*it->second, FinishReason::kCancelled, Status::ok(), true);
   }
   if (!not_admitted.empty()) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -151,9 +175,9 @@ Status Engine::Impl::encode_images(const engine::SchedulerOutput& out) {
   std::vector<int64_t> rows;
   std::vector<std::vector<std::pair<ActiveRequest*, int64_t>>> waiters;  // per input
   for (const engine::ImageToEncode& e : out.images_to_encode) {
-    auto it = active_.find(e.seq.value);
-    if (it == active_.end() || it->second->done) continue;
-    ActiveRequest& a = *it->second;
+    ActiveRequest* live = live_request(e.seq);
+    if (live == nullptr) continue;
+    ActiveRequest& a = *live;
     const auto k = static_cast<size_t>(e.image);
     if (a.features[k]) continue;
     if (auto f = image_cache_->find(e.hash)) {
@@ -194,7 +218,7 @@ Status Engine::Impl::encode_images(const engine::SchedulerOutput& out) {
 // request owns into which the features present now are copied (rows of images that are not
 // encoded belong to the cached prefix and are never read).
 backend::Tensor Engine::Impl::features_of(engine::SeqId seq) {
-  auto it = active_.find(seq.value);
+  auto it = active_.find(request_of(seq));
   if (it == active_.end()) return {};
   ActiveRequest& a = *it->second;
   if (a.features.size() == 1) return a.features[0] ? a.features[0]->rows : backend::Tensor{};

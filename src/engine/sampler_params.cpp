@@ -63,7 +63,7 @@ Status validate(const SamplingParams& params, int64_t vocab_size) {
     return field_error("top_logprobs", ("in [0, " + str(kMaxTopLogprobs) + "]").c_str(), params.top_logprobs);
   if (params.top_logprobs > 0 && !params.logprobs)
     return invalid_argument("when using top_logprobs, logprobs must be set to true.");
-  if (params.n < 1) return field_error("n", "at least 1", params.n);
+  if (params.n < 1 || params.n > kMaxN) return field_error("n", ("in [1, " + str(kMaxN) + "]").c_str(), params.n);
   return Status::ok();
 }
 

@@ -16,6 +16,10 @@ namespace pixtral::engine {
 inline constexpr int64_t kMaxTopLogprobs = 20;
 // Temperatures below this are greedy (vLLM's _SAMPLING_EPS).
 inline constexpr float kGreedyTemperature = 1e-5f;
+// Samples (choices) of one request at most. vLLM sets no limit and OpenAI allows 128; 16 keeps one
+// request from taking the whole batch (each sample is a running sequence) and is above what
+// clients ask for in practice.
+inline constexpr int64_t kMaxN = 16;
 
 struct SamplingParams {
   // ---- the distribution ----
@@ -37,7 +41,7 @@ struct SamplingParams {
   // ---- what is returned ----
   bool logprobs = false;     // logprob of each chosen token
   int64_t top_logprobs = 0;  // 0..kMaxTopLogprobs most likely tokens per position (needs logprobs)
-  int64_t n = 1;             // independent samples of one prompt (child_params gives each its seed)
+  int64_t n = 1;             // 1..kMaxN independent samples of one prompt (child_params: each one's seed)
 };
 
 // Checks every field; the first violation comes back as invalid_argument with a message naming the

@@ -12,7 +12,8 @@ Sequence::Sequence(SequenceParams params)
       num_prompt_tokens_(static_cast<int64_t>(token_ids_.size())),
       max_tokens_(params.max_tokens),
       images_(std::move(params.images)),
-      image_encoded_(images_.size(), false) {}
+      image_encoded_(images_.size(), false),
+      forks_(std::move(params.forks)) {}
 
 const std::vector<kv_cache::ContentHash>& Sequence::update_block_hashes(int64_t block_size) {
   kv_cache::extend_block_hashes({.token_ids = token_ids_, .images = images_, .block_size = block_size}, block_hashes_);
@@ -55,6 +56,16 @@ void Sequence::reset_for_recompute() {
   num_computed_ = 0;
   ++num_preemptions_;
   std::fill(image_encoded_.begin(), image_encoded_.end(), false);
+}
+
+Sequence Sequence::fork(SeqId child) {
+  PX_CHECK(state_ == SequenceState::kRunning && num_computed_ == num_tokens() && num_generated() == 0);
+  Sequence out = *this;
+  out.id_ = child;
+  out.num_preemptions_ = 0;
+  out.forks_.clear();
+  forks_.clear();
+  return out;
 }
 
 }  // namespace pixtral::engine

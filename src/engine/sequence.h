@@ -19,6 +19,9 @@ struct SequenceParams {
   std::vector<int32_t> prompt;              // token ids, [IMG]/[IMG_BREAK]/[IMG_END] included
   std::vector<kv_cache::ImageSpan> images;  // prompt order; each image's hash and token range
   int64_t max_tokens = 256;                 // generated tokens at most (>= 1)
+  // n > 1: the ids of the other samples of this prompt. When the prompt's last chunk is computed,
+  // each is forked off this sequence (sharing its blocks) and starts with its own sampled token.
+  std::vector<SeqId> forks;
 };
 
 enum class SequenceState { kWaiting, kRunning };
@@ -39,6 +42,8 @@ class Sequence {
   int64_t num_uncomputed() const { return num_tokens() - num_computed_; }
   int64_t num_preemptions() const { return num_preemptions_; }
   const std::vector<kv_cache::ImageSpan>& images() const { return images_; }
+  // The samples still to be forked off at the end of the prompt (empty once forked, and for n = 1).
+  const std::vector<SeqId>& forks() const { return forks_; }
 
   // Chained hashes of the full blocks of token_ids(), brought up to date.
   const std::vector<kv_cache::ContentHash>& update_block_hashes(int64_t block_size);
@@ -56,6 +61,9 @@ class Sequence {
   void append_token(int32_t token);  // a sampled token (not computed yet)
   // Preemption by recompute: nothing is in the cache any more, images are to be encoded again.
   void reset_for_recompute();
+  // A new sample of this prompt: the same tokens, computed state, images and block hashes under
+  // `child`, without forks of its own. Called once the prompt is computed; clears forks().
+  Sequence fork(SeqId child);
 
  private:
   SeqId id_;
@@ -68,6 +76,7 @@ class Sequence {
   std::vector<kv_cache::ImageSpan> images_;
   std::vector<bool> image_encoded_;
   std::vector<kv_cache::ContentHash> block_hashes_;
+  std::vector<SeqId> forks_;
 };
 
 }  // namespace pixtral::engine

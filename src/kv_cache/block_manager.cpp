@@ -40,8 +40,9 @@ bool BlockManager::can_allocate(const AllocateParams& params) const {
     PX_CHECK_MSG(it != cached_.end(), "allocate: num_cached_blocks exceeds the cached prefix");
     if (blocks_[index(it->second)].ref_count == 0) ++revived;
   }
+  PX_CHECK(params.num_extra_blocks >= 0);
   const int64_t fresh = blocks_for(params.num_tokens) - params.num_cached_blocks;
-  return fresh <= num_available() - revived;
+  return fresh + params.num_extra_blocks <= num_available() - revived;
 }
 
 Status BlockManager::allocate(const AllocateParams& params) {
@@ -66,19 +67,42 @@ Status BlockManager::allocate(const AllocateParams& params) {
   return Status::ok();
 }
 
-bool BlockManager::can_append(SeqId seq, int64_t num_tokens) const {
-  auto it = tables_.find(seq);
-  PX_CHECK_MSG(it != tables_.end(), "can_append: unknown sequence");
-  const int64_t needed = blocks_for(num_tokens) - static_cast<int64_t>(it->second.blocks.size());
-  return needed <= num_available();
+int64_t BlockManager::num_shared_from(const Table& table, int64_t write_begin) const {
+  int64_t n = 0;
+  for (auto i = static_cast<size_t>(write_begin / block_size_); i < table.blocks.size(); ++i)
+    n += blocks_[index(table.blocks[i])].ref_count > 1;
+  return n;
 }
 
-Status BlockManager::append_slots(SeqId seq, int64_t num_tokens) {
-  if (!can_append(seq, num_tokens))
-    return resource_exhausted("KV cache: no free block for sequence " + std::to_string(seq.value));
-  Table& table = tables_.at(seq);
-  while (static_cast<int64_t>(table.blocks.size()) < blocks_for(num_tokens)) table.blocks.push_back(take_fresh());
-  return Status::ok();
+bool BlockManager::can_append(const AppendParams& params) const {
+  auto it = tables_.find(params.seq);
+  PX_CHECK_MSG(it != tables_.end(), "can_append: unknown sequence");
+  PX_CHECK(params.write_begin >= 0 && params.write_begin <= params.num_tokens);
+  const Table& table = it->second;
+  const int64_t grow = std::max<int64_t>(0, blocks_for(params.num_tokens) - static_cast<int64_t>(table.blocks.size()));
+  return grow + num_shared_from(table, params.write_begin) <= num_available();
+}
+
+Result<std::vector<BlockCopy>> BlockManager::append_slots(const AppendParams& params) {
+  if (!can_append(params))
+    return resource_exhausted("KV cache: no free block for sequence " + std::to_string(params.seq.value));
+  Table& table = tables_.at(params.seq);
+  std::vector<BlockCopy> copies;
+  for (auto i = static_cast<size_t>(params.write_begin / block_size_); i < table.blocks.size(); ++i) {
+    BlockId& block = table.blocks[i];
+    if (blocks_[index(block)].ref_count == 1) continue;
+    // Copy on write: the other sharers keep the block; this table continues in a fresh copy. A
+    // registered (full, computed) block is never written again.
+    PX_CHECK_MSG(!blocks_[index(block)].hashed && static_cast<int64_t>(i) >= table.num_committed,
+                 "append_slots: a step would write into a committed block");
+    const BlockId fresh = take_fresh();
+    if (params.write_begin > static_cast<int64_t>(i) * block_size_) copies.push_back({.src = block, .dst = fresh});
+    release(block);
+    block = fresh;
+  }
+  while (static_cast<int64_t>(table.blocks.size()) < blocks_for(params.num_tokens))
+    table.blocks.push_back(take_fresh());
+  return copies;
 }
 
 void BlockManager::commit(SeqId seq, std::span<const ContentHash> block_hashes, int64_t num_computed_tokens) {
@@ -103,17 +127,16 @@ void BlockManager::commit(SeqId seq, std::span<const ContentHash> block_hashes, 
   table.num_committed = std::max(table.num_committed, full);
 }
 
-int64_t BlockManager::fork(const ForkParams& params) {
+void BlockManager::fork(const ForkParams& params) {
   PX_CHECK_MSG(!contains(params.child), "fork: the child already has blocks");
   const Table& parent = tables_.at(params.parent);
-  const int64_t shared = params.num_tokens / block_size_;
-  PX_CHECK(shared <= static_cast<int64_t>(parent.blocks.size()));
+  const int64_t shared = blocks_for(params.num_tokens);
+  PX_CHECK(params.num_tokens >= 0 && shared <= static_cast<int64_t>(parent.blocks.size()));
   Table child;
   child.blocks.assign(parent.blocks.begin(), parent.blocks.begin() + shared);
   for (BlockId block : child.blocks) acquire(block);
   child.num_committed = std::min(parent.num_committed, shared);
   tables_.emplace(params.child, std::move(child));
-  return shared * block_size_;
 }
 
 void BlockManager::free(SeqId seq) {

@@ -8,6 +8,13 @@
 // Every block is in exactly one state: used (ref_count > 0), cached (ref_count 0, hashed, in the
 // LRU list) or free (ref_count 0, no hash); free + cached + used == num_blocks at all times.
 //
+// Copy on write (n > 1 samples of one prompt): fork() lets a new sequence share every block of
+// another, the partially filled last one included. A sequence never writes into a block that
+// another table still references: append_slots() first swaps such a block for a fresh one and
+// returns the copy (src -> dst) that the caller must perform on the device before the step writes.
+// Full computed blocks are never written again, so in practice only a fork's last partial block is
+// copied, once by each sharer but the last (which then owns it alone and writes in place).
+//
 // Thread-compatibility: not thread-safe; one owner (the engine loop thread) calls it.
 #pragma once
 
@@ -62,12 +69,28 @@ struct AllocateParams {
   std::span<const ContentHash> block_hashes;  // chained hashes of the sequence's full blocks known now
   int64_t num_cached_blocks = 0;  // leading blocks to take from the cache (a match_prefix result)
   int64_t num_tokens = 0;         // slots the new table must cover
+  // Blocks that must be available beyond the table (checked, not taken): the first blocks of the
+  // samples that will be forked off this sequence (n > 1).
+  int64_t num_extra_blocks = 0;
+};
+
+struct AppendParams {
+  SeqId seq;
+  int64_t write_begin = 0;  // first slot the step writes (the sequence's computed tokens so far)
+  int64_t num_tokens = 0;   // slots the table must cover (>= write_begin)
+};
+
+// K and V of block src are to be copied into block dst (every layer) before the step runs.
+struct BlockCopy {
+  BlockId src;
+  BlockId dst;
+  auto operator<=>(const BlockCopy&) const = default;
 };
 
 struct ForkParams {
   SeqId parent;
   SeqId child;
-  int64_t num_tokens = 0;  // the parent's tokens the child shares; only full blocks are shared
+  int64_t num_tokens = 0;  // the parent's computed slots the child shares (blocks_for(num_tokens) blocks)
 };
 
 class BlockManager {
@@ -87,17 +110,21 @@ class BlockManager {
   // blocks up to num_tokens slots. kResourceExhausted (and no change) when blocks are short.
   Status allocate(const AllocateParams& params);
 
-  // Whether / grow seq's table to cover num_tokens slots (a prefill chunk, or +1 per decode step).
-  bool can_append(SeqId seq, int64_t num_tokens) const;
-  Status append_slots(SeqId seq, int64_t num_tokens);
+  // Whether / grow seq's table to cover num_tokens slots (a prefill chunk, or +1 per decode step)
+  // for a step that writes slots [write_begin, num_tokens). A block in that range that another
+  // table shares is replaced by a fresh one (copy on write); the copies to perform come back (empty
+  // but for a fork's shared partial block). kResourceExhausted (and no change) when blocks are short.
+  bool can_append(const AppendParams& params) const;
+  Result<std::vector<BlockCopy>> append_slots(const AppendParams& params);
 
   // After a step computed seq's tokens [0, num_computed_tokens): registers the hashes of its newly
   // completed full blocks (block_hashes: the sequence's chained hashes, at least that many).
   void commit(SeqId seq, std::span<const ContentHash> block_hashes, int64_t num_computed_tokens);
 
-  // The child (new) shares the parent's first num_tokens / block_size blocks (n > 1 completions);
-  // returns the shared token count. The child computes the rest into its own blocks.
-  int64_t fork(const ForkParams& params);
+  // The child (new) shares the parent's blocks of its first num_tokens slots, the partially filled
+  // last one included (ref counts + 1; n > 1 samples of one prompt). Needs no free block: whichever
+  // of the two later writes into a still-shared block gets a copy first (append_slots).
+  void fork(const ForkParams& params);
 
   // Drops seq's table; blocks whose count reaches 0 become free or cached (tail blocks first in
   // eviction order, so a shared prefix outlives the sequence's own tail).
@@ -129,6 +156,8 @@ class BlockManager {
   };
 
   size_t index(BlockId block) const;
+  // Blocks of `table` from write_begin's block on that another table also references.
+  int64_t num_shared_from(const Table& table, int64_t write_begin) const;
   int64_t num_available() const { return static_cast<int64_t>(free_.size()) + num_lru_; }
   BlockId take_fresh();            // a free block, else the LRU cached one (its hash dropped)
   void acquire(BlockId block);     // ref_count + 1 (leaves the LRU list at 0 -> 1)

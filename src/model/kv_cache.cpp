@@ -19,4 +19,10 @@ int64_t KvCache::bytes_per_token(const io::TextConfig& text, base::DType dtype) 
   return 2 * text.num_layers * text.num_kv_heads * text.head_dim * static_cast<int64_t>(base::dtype_size(dtype));
 }
 
+void KvCache::copy_block(backend::Backend& backend, int64_t src, int64_t dst) const {
+  for (const auto* layers : {&k, &v})
+    for (const backend::TensorBuffer& buffer : *layers)
+      backend.copy(buffer.tensor().rows(src, src + 1), buffer.tensor().rows(dst, dst + 1));
+}
+
 }  // namespace pixtral::model

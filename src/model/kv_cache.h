@@ -20,6 +20,9 @@ struct KvCache {
                         int64_t block_size);
   // Bytes of K+V per token over all layers (for sizing the pool).
   static int64_t bytes_per_token(const io::TextConfig& text, base::DType dtype);
+  // Copies K and V of block src into block dst, every layer, on the backend's stream (copy on write
+  // of a block that several sequences share; run before the step that writes dst).
+  void copy_block(backend::Backend& backend, int64_t src, int64_t dst) const;
 };
 
 }  // namespace pixtral::model

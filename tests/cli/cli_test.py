@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """End-to-end checks of the `pixtral` binary: make-tiny in both layouts gives the same logits,
-logits on a golden case matches the reference, generate runs on the demo model and on token ids,
-and bad checkpoints fail with one clear line naming the file (never a crash).
+logits on a golden case matches the reference, generate runs on the demo model and on token ids
+(also with --n choices), and bad checkpoints fail with one clear line naming the file (never a
+crash).
 
 Usage: cli_test.py PIXTRAL_BINARY WORK_DIR GOLDENS_DIR
 """
@@ -68,11 +69,19 @@ def main():
     p = run("generate", "--model", GOLDENS / "models/gqa_f32/mistral", "--input",
             GOLDENS / "cases" / f"{gen['case']}.safetensors", "--max-tokens", gen["max_new_tokens"])
     check(p.returncode == 0 and json.loads(p.stdout) == gen["greedy_tokens"], "generate --input equals transformers' greedy tokens")
+    p = run("generate", "--model", GOLDENS / "models/gqa_f32/mistral", "--input",
+            GOLDENS / "cases" / f"{gen['case']}.safetensors", "--max-tokens", gen["max_new_tokens"], "--n", "3")
+    check(p.returncode == 0 and json.loads(p.stdout) == [gen["greedy_tokens"]] * 3,
+          "generate --input --n 3: three greedy choices, each equal to transformers' tokens")
 
     # the demo model is made on first use and generates text.
     env = dict(os.environ, XDG_CACHE_HOME=str(WORK / "cache"))
     p = run("generate", "--model", "demo", "--prompt", "Hello", "--max-tokens", "8", env=env)
     check(p.returncode == 0 and "meaningless" in p.stderr and "8 generated" in p.stderr, "generate on the demo model")
+    p = run("generate", "--model", "demo", "--prompt", "Hello", "--max-tokens", "8", "--n", "2", "--temperature", "1",
+            "--seed", "3", env=env)
+    check(p.returncode == 0 and "--- choice 1 (length) ---" in p.stdout and "16 generated in 2 choices" in p.stderr,
+          "generate --n 2 on the demo model prints both choices")
     p = subprocess.run([BIN, "chat", "--model", "demo", "--max-tokens", "4"], input="hi\n/image missing.png\nlook\nagain\n",
                        capture_output=True, text=True, timeout=300, env=env)
     check(p.returncode == 0 and p.stderr.count("generated") == 2 and "missing.png" in p.stderr,

@@ -1,8 +1,10 @@
 // Cancellation through the engine API at every stage (queued, prefilling, decoding, preempted,
-// while the step runs, at shutdown) on the tiny real model: every request gets exactly one last
-// event, and afterwards no KV block is used and the block manager's invariants hold.
+// while the step runs, at shutdown) on the tiny real model, n > 1 requests included: every choice
+// gets exactly one last event and every request one request_finished event, and afterwards no KV
+// block is used and the block manager's invariants hold.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -19,8 +21,9 @@ using model::testing::load_golden_case;
 
 struct Tracker {
   std::mutex mu;
-  std::map<RequestId, int64_t> events, finals;
-  std::map<RequestId, FinishReason> finish;
+  std::map<RequestId, int64_t> events, finals;  // finals: request_finished events
+  std::map<std::pair<RequestId, int64_t>, int64_t> choice_finals;  // (id, index) -> last events
+  std::map<RequestId, FinishReason> finish;  // of the choice that ended last
   // Called on the engine thread with each event; may cancel something.
   std::function<void(const Event&)> hook;
 
@@ -30,27 +33,38 @@ struct Tracker {
         std::lock_guard<std::mutex> lock(mu);
         ++events[e.id];
         if (e.finished()) {
-          ++finals[e.id];
+          ++choice_finals[{e.id, e.index}];
           finish[e.id] = *e.finish;
         }
+        if (e.request_finished) ++finals[e.id];
       }
       if (hook) hook(e);
     };
   }
+
+  // Every choice of the request ended exactly once, and the request once.
+  void expect_ended_once(RequestId id, int64_t n) {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(finals[id], 1) << id;
+    for (int64_t i = 0; i < n; ++i) EXPECT_EQ((choice_finals[{id, i}]), 1) << id << " choice " << i;
+    int64_t total = 0;
+    for (const auto& [key, count] : choice_finals) total += key.first == id ? count : 0;
+    EXPECT_EQ(total, n) << id;
+  }
 };
 
-EngineOptions options(int64_t num_blocks, int64_t budget) {
+EngineOptions options(int64_t num_blocks, int64_t budget, int64_t max_num_seqs = 6) {
   EngineOptions o;
   o.model_dir = golden_model("gqa_f32").mistral_dir;
   o.backend = "cpu";
-  o.max_num_seqs = 6;
+  o.max_num_seqs = max_num_seqs;
   o.max_num_batched_tokens = budget;
   o.num_kv_blocks = num_blocks;
   o.audit_blocks = true;
   return o;
 }
 
-Request make_request(const std::string& case_name, int64_t max_tokens, int64_t prefix = -1) {
+Request make_request(const std::string& case_name, int64_t max_tokens, int64_t prefix = -1, int64_t n = 1) {
   const auto gc = load_golden_case(case_name);
   Request r;
   r.prompt_ids = gc.input_ids;
@@ -59,6 +73,11 @@ Request make_request(const std::string& case_name, int64_t max_tokens, int64_t p
     for (const auto& img : gc.images) r.images.push_back({img.height, img.width, img.pixels});
   r.sampling.max_tokens = max_tokens;
   r.sampling.ignore_eos = true;
+  r.sampling.n = n;
+  if (n > 1) {  // choices that differ
+    r.sampling.temperature = 1.0f;
+    r.sampling.seed = 11;
+  }
   return r;
 }
 
@@ -71,7 +90,7 @@ void expect_clean(const Engine& engine) {
 }
 
 TEST(EngineCancel, AtEveryStage) {
-  auto created = Engine::create(options(256, 16));
+  auto created = Engine::create(options(256, 16, 10));
   ASSERT_TRUE(created.is_ok()) << created.status().to_string();
   Engine& engine = **created;
   Tracker t;
@@ -100,10 +119,15 @@ TEST(EngineCancel, AtEveryStage) {
       cancel_at[*id] = n;  // decoding: cancelled from its own n-th event
       ids.push_back(*id);
     }
-    // Prefilling: a 300-token prompt at 16 tokens per step, cancelled when the request below
-    // reaches its 4th event (then still in prefill).
+    // n = 3, decoding: cancelled from its 5th event (after the fork; 3 choices share the prompt).
+    auto group = engine.submit(make_request("gqa_f32_text_only", 40, 37, 3), t.callback());
+    ASSERT_TRUE(group.is_ok());
+    cancel_at[*group] = 5;
+    ids.push_back(*group);
+    // Prefilling: a 300-token prompt (n = 2: its second choice is never forked) at 16 tokens per
+    // step, cancelled when the request below reaches its 4th event (then still in prefill).
     auto trigger = engine.submit(make_request("gqa_f32_text_only", 30, 7), t.callback());
-    auto longp = engine.submit(make_request("gqa_f32_long_context", 10), t.callback());
+    auto longp = engine.submit(make_request("gqa_f32_long_context", 10, -1, 2), t.callback());
     ASSERT_TRUE(trigger.is_ok() && longp.is_ok());
     prefilling = *longp;
     trigger_id = *trigger;
@@ -114,12 +138,16 @@ TEST(EngineCancel, AtEveryStage) {
     ids.push_back(*queued);
   }
   engine.wait_idle();
-  for (RequestId id : ids) EXPECT_EQ(t.finals[id], 1) << id;
+  const std::vector<int64_t> num_choices = {1, 1, 1, 3, 1, 2, 1};
+  for (size_t i = 0; i < ids.size(); ++i) t.expect_ended_once(ids[i], num_choices[i]);
   EXPECT_EQ(t.finish[ids[0]], FinishReason::kCancelled);
   EXPECT_EQ(t.events[ids[0]], 2);  // one token, then the cancellation
   EXPECT_EQ(t.finish[ids[2]], FinishReason::kCancelled);
-  EXPECT_EQ(t.finish[ids[4]], FinishReason::kCancelled);
+  EXPECT_EQ(t.finish[ids[3]], FinishReason::kCancelled);
+  EXPECT_EQ(t.events[ids[3]], 6 + 3);  // 3 first tokens, the next step's 3, each choice's cancellation
   EXPECT_EQ(t.finish[ids[5]], FinishReason::kCancelled);
+  EXPECT_EQ(t.events[ids[5]], 2);  // nothing but the two cancellations
+  EXPECT_EQ(t.finish[ids[6]], FinishReason::kCancelled);
   EXPECT_EQ(engine.cancel(ids[0]).code(), StatusCode::kNotFound);
   EXPECT_EQ(engine.cancel(987654).code(), StatusCode::kNotFound);
   expect_clean(engine);
@@ -139,21 +167,28 @@ TEST(EngineCancel, RandomizedWithPreemptionLeavesNoBlockUsed) {
   };
   const char* cases[] = {"gqa_f32_text_only", "gqa_f32_one_image", "gqa_f32_three_images", "gqa_f32_long_context"};
   std::vector<RequestId> ids;
+  std::vector<int64_t> num_choices;
   for (int i = 0; i < 40; ++i) {
-    int64_t max_tokens = 0;
+    int64_t max_tokens = 0, n = 1;
     std::string name;
     {
       std::lock_guard<std::mutex> lock(rng_mu);
       name = cases[rng() % 4];
       max_tokens = 1 + static_cast<int64_t>(rng() % 40);
+      n = rng() % 3 == 0 ? 2 + static_cast<int64_t>(rng() % 3) : 1;  // a third of them n = 2..4
     }
-    auto id = engine.submit(make_request(name, max_tokens), t.callback());
-    ASSERT_TRUE(id.is_ok()) << id.status().to_string();
+    auto id = engine.submit(make_request(name, max_tokens, -1, n), t.callback());
+    if (!id.is_ok()) {  // n choices of a long prompt may not fit the 24 blocks at once
+      EXPECT_EQ(id.status().code(), StatusCode::kOutOfRange) << id.status().to_string();
+      continue;
+    }
     ids.push_back(*id);
-    if (i % 5 == 4) (void)engine.cancel(ids[ids.size() - 2]);
+    num_choices.push_back(n);
+    if (ids.size() % 5 == 4) (void)engine.cancel(ids[ids.size() - 2]);
   }
   engine.wait_idle();
-  for (RequestId id : ids) EXPECT_EQ(t.finals[id], 1) << id;
+  for (size_t i = 0; i < ids.size(); ++i) t.expect_ended_once(ids[i], num_choices[i]);
+  EXPECT_GT(std::count_if(num_choices.begin(), num_choices.end(), [](int64_t n) { return n > 1; }), 5);
   EXPECT_GT(engine.metrics().num_preemptions, 0);
   expect_clean(engine);
 }
@@ -165,14 +200,14 @@ TEST(EngineCancel, ShutdownCancelsWhatIsRunning) {
     auto created = Engine::create(options(256, 64));
     ASSERT_TRUE(created.is_ok()) << created.status().to_string();
     for (int i = 0; i < 4; ++i) {
-      auto id = (*created)->submit(make_request("gqa_f32_text_only", 500), t.callback());
+      auto id = (*created)->submit(make_request("gqa_f32_text_only", 500, -1, i % 2 ? 2 : 1), t.callback());
       ASSERT_TRUE(id.is_ok());
       ids.push_back(*id);
     }
   }  // the destructor ends the loop
-  for (RequestId id : ids) {
-    EXPECT_EQ(t.finals[id], 1);
-    EXPECT_EQ(t.finish[id], FinishReason::kCancelled);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    t.expect_ended_once(ids[i], i % 2 ? 2 : 1);
+    EXPECT_EQ(t.finish[ids[i]], FinishReason::kCancelled);
   }
 }
 

@@ -1,10 +1,12 @@
 // The engine's chat path on a demo-sized random checkpoint with a byte-level tokenizer (what
 // `pixtral make-tiny` writes): chat messages and a chat-completions body give the same tokens,
-// the streamed text equals the tokenizer's decode of the tokens, stop strings cut the text, and an
-// image given as file bytes runs through preprocessing, the encoder and the image cache.
+// the streamed text equals the tokenizer's decode of the tokens, stop strings cut the text (also
+// per choice of an n = 3 request), and an image given as file bytes runs through preprocessing,
+// the encoder and the image cache.
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 #include <mutex>
 
 #include "cli/tiny_checkpoint.h"
@@ -62,6 +64,24 @@ Answer ask(Engine& engine, Request request) {
   engine.wait_idle();
   std::lock_guard<std::mutex> lock(mu);
   return answer;
+}
+
+// Every choice's answer (index -> answer); usage from the request's last event.
+std::map<int64_t, Answer> ask_choices(Engine& engine, Request request, Usage* usage = nullptr) {
+  std::map<int64_t, Answer> answers;
+  std::mutex mu;
+  auto id = engine.submit(std::move(request), [&](const Event& e) {
+    std::lock_guard<std::mutex> lock(mu);
+    Answer& a = answers[e.index];
+    a.tokens.insert(a.tokens.end(), e.token_ids.begin(), e.token_ids.end());
+    a.text += e.text;
+    if (e.finished()) a.finish = e.finish;
+    if (e.request_finished && usage != nullptr) *usage = e.usage;
+  });
+  EXPECT_TRUE(id.is_ok()) << id.status().to_string();
+  engine.wait_idle();
+  std::lock_guard<std::mutex> lock(mu);
+  return answers;
 }
 
 // A 24-bit BMP of w x h pixels with a colour gradient.
@@ -131,6 +151,45 @@ TEST(EngineChat, StopStringCutsTheText) {
   const Answer cut = ask(*engine, r);
   EXPECT_EQ(cut.finish, FinishReason::kStop);
   EXPECT_EQ(cut.text, full.text.substr(0, full.text.find(stop)));
+}
+
+// n = 3 seeded choices: each streams its own decoded text and stops on a stop string by itself,
+// as a single request with seed + index does.
+TEST(EngineChat, EachChoiceStreamsItsTextAndStopsOnItsOwn) {
+  auto engine = demo_engine();
+  ASSERT_NE(engine, nullptr);
+  auto tok = tokenizer::Tokenizer::load(demo_dir() + "/tekken.json");
+  ASSERT_TRUE(tok.is_ok());
+  Request r = chat("Tell me", 20);
+  r.sampling.temperature = 1.0f;
+  r.sampling.seed = 7;  // no choice draws [IMG] (a generated [IMG] would need image features)
+  r.sampling.n = 3;
+  Usage usage;
+  const auto free_run = ask_choices(*engine, r, &usage);
+  ASSERT_EQ(free_run.size(), 3u);
+  for (const auto& [index, a] : free_run) {
+    auto decoded = (*tok)->decode(a.tokens, tokenizer::SpecialTokenPolicy::kIgnore);
+    ASSERT_TRUE(decoded.is_ok());
+    EXPECT_EQ(a.text, *decoded) << index;
+  }
+  EXPECT_EQ(usage.completion_tokens, 60);
+  const std::string& text = free_run.at(1).text;
+  ASSERT_GE(text.size(), 6u);
+  const std::string stop = text.substr(3, 2);
+  r.sampling.stop = {stop};
+  const auto cut = ask_choices(*engine, r);
+  EXPECT_EQ(cut.at(1).finish, FinishReason::kStop);
+  EXPECT_EQ(cut.at(1).text, text.substr(0, text.find(stop)));
+  for (int64_t i = 0; i < 3; ++i) {
+    Request single = r;
+    single.sampling.n = 1;
+    single.sampling.seed = *r.sampling.seed + static_cast<uint64_t>(i);
+    const Answer want = ask(*engine, single);
+    EXPECT_EQ(cut.at(i).text, want.text) << i;
+    EXPECT_EQ(cut.at(i).tokens, want.tokens) << i;
+    EXPECT_EQ(cut.at(i).finish, want.finish) << i;
+  }
+  EXPECT_EQ(engine->metrics().kv_blocks_used, 0);
 }
 
 TEST(EngineChat, ImagePartsAreEncodedOncePerContent) {

@@ -103,7 +103,8 @@ TEST(SamplingParams, EachViolationNamesItsField) {
       {[](auto& p) { p.logprobs = true, p.top_logprobs = 21; }, "top_logprobs must be in [0, 20], got 21."},
       {[](auto& p) { p.logprobs = true, p.top_logprobs = -1; }, "top_logprobs must be in [0, 20], got -1."},
       {[](auto& p) { p.top_logprobs = 2; }, "when using top_logprobs, logprobs must be set to true."},
-      {[](auto& p) { p.n = 0; }, "n must be at least 1, got 0."},
+      {[](auto& p) { p.n = 0; }, "n must be in [1, 16], got 0."},
+      {[](auto& p) { p.n = 17; }, "n must be in [1, 16], got 17."},
   };
   for (const auto& c : cases) {
     SamplingParams p;

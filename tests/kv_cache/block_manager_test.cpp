@@ -1,5 +1,6 @@
-// BlockManager: allocation, growth, ref-counted sharing (prefix hits, fork), hashes kept after free,
-// LRU eviction order, refusal when blocks run out, and the audit after every change.
+// BlockManager: allocation, growth, ref-counted sharing (prefix hits, fork with copy on write),
+// hashes kept after free, LRU eviction order, refusal when blocks run out, and the audit after
+// every change.
 #include "kv_cache/block_manager.h"
 
 #include <gtest/gtest.h>
@@ -39,9 +40,9 @@ TEST(BlockManager, AllocateAppendFree) {
   BlockManager bm({.num_blocks = 8, .block_size = kBlockSize});
   ASSERT_TRUE(bm.allocate({.seq = SeqId{1}, .num_tokens = 20}).is_ok());
   EXPECT_EQ(bm.block_table(SeqId{1}).size(), 2u);
-  EXPECT_TRUE(bm.append_slots(SeqId{1}, 32).is_ok());  // still two blocks
+  EXPECT_TRUE(bm.append_slots({.seq = SeqId{1}, .write_begin = 20, .num_tokens = 32}).is_ok());  // still two blocks
   EXPECT_EQ(bm.block_table(SeqId{1}).size(), 2u);
-  EXPECT_TRUE(bm.append_slots(SeqId{1}, 33).is_ok());  // block boundary: a third
+  EXPECT_TRUE(bm.append_slots({.seq = SeqId{1}, .write_begin = 32, .num_tokens = 33}).is_ok());  // a third block
   EXPECT_EQ(bm.block_table(SeqId{1}).size(), 3u);
   EXPECT_EQ(bm.stats().num_used, 3);
   expect_sound(bm);
@@ -58,9 +59,10 @@ TEST(BlockManager, RefusesWhenBlocksRunOutAndChangesNothing) {
   const Status s = bm.allocate({.seq = SeqId{2}, .num_tokens = 17});
   EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
   EXPECT_FALSE(bm.contains(SeqId{2}));
-  EXPECT_TRUE(bm.can_append(SeqId{1}, 64));
-  EXPECT_FALSE(bm.can_append(SeqId{1}, 65));
-  EXPECT_EQ(bm.append_slots(SeqId{1}, 65).code(), StatusCode::kResourceExhausted);
+  EXPECT_TRUE(bm.can_append({.seq = SeqId{1}, .write_begin = 48, .num_tokens = 64}));
+  EXPECT_FALSE(bm.can_append({.seq = SeqId{1}, .write_begin = 48, .num_tokens = 65}));
+  EXPECT_EQ(bm.append_slots({.seq = SeqId{1}, .write_begin = 48, .num_tokens = 65}).status().code(),
+            StatusCode::kResourceExhausted);
   EXPECT_EQ(bm.block_table(SeqId{1}).size(), 3u);
   expect_sound(bm);
 }
@@ -115,7 +117,7 @@ TEST(BlockManager, EvictsLeastRecentlyFreedAndTailBlocksFirst) {
   EXPECT_EQ(bm.match_prefix(a), 1);
   EXPECT_EQ(bm.match_prefix(b), 2);
   EXPECT_EQ(bm.stats().num_evictions, 1);
-  ASSERT_TRUE(bm.append_slots(SeqId{3}, 32).is_ok());  // then a's head block
+  ASSERT_TRUE(bm.append_slots({.seq = SeqId{3}, .write_begin = 10, .num_tokens = 32}).is_ok());  // then a's head block
   EXPECT_EQ(bm.match_prefix(a), 0);
   EXPECT_EQ(bm.match_prefix(b), 2);
   expect_sound(bm);
@@ -147,23 +149,77 @@ TEST(BlockManager, ConcurrentDuplicateContentIsCachedOnce) {
   expect_sound(bm);
 }
 
-TEST(BlockManager, ForkSharesFullBlocksOnly) {
+TEST(BlockManager, ForkSharesEveryBlockAndCopiesThePartialOneOnWrite) {
   BlockManager bm({.num_blocks = 8, .block_size = kBlockSize});
   const auto a = hashes_for(40, 100);
   admit_and_compute(bm, SeqId{1}, a, 40);  // blocks 0, 1 full, 2 partial
-  EXPECT_EQ(bm.fork({.parent = SeqId{1}, .child = SeqId{2}, .num_tokens = 40}), 32);
-  ASSERT_EQ(bm.block_table(SeqId{2}).size(), 2u);
-  EXPECT_EQ(bm.ref_count(bm.block_table(SeqId{1})[0]), 2);
-  EXPECT_EQ(bm.ref_count(bm.block_table(SeqId{1})[2]), 1);
-  ASSERT_TRUE(bm.append_slots(SeqId{2}, 41).is_ok());
-  EXPECT_NE(bm.block_table(SeqId{2})[2], bm.block_table(SeqId{1})[2]);
+  const std::vector<BlockId> parent(bm.block_table(SeqId{1}).begin(), bm.block_table(SeqId{1}).end());
+  const int64_t free_before = bm.stats().num_free;
+  bm.fork({.parent = SeqId{1}, .child = SeqId{2}, .num_tokens = 40});
+  bm.fork({.parent = SeqId{1}, .child = SeqId{3}, .num_tokens = 40});
+  EXPECT_EQ(bm.stats().num_free, free_before);  // a fork takes no block
+  for (SeqId child : {SeqId{2}, SeqId{3}})
+    EXPECT_EQ(std::vector<BlockId>(bm.block_table(child).begin(), bm.block_table(child).end()), parent);
+  for (BlockId block : parent) EXPECT_EQ(bm.ref_count(block), 3);
+  expect_sound(bm);
+  // Each sequence writes slot 40 next. The first two writers get a copy of the shared partial block
+  // (the slots before 40 must survive); the last one owns it alone and writes in place.
+  EXPECT_TRUE(bm.can_append({.seq = SeqId{2}, .write_begin = 40, .num_tokens = 41}));
+  auto c2 = bm.append_slots({.seq = SeqId{2}, .write_begin = 40, .num_tokens = 41});
+  ASSERT_TRUE(c2.is_ok());
+  ASSERT_EQ(c2->size(), 1u);
+  EXPECT_EQ((*c2)[0].src, parent[2]);
+  EXPECT_EQ((*c2)[0].dst, bm.block_table(SeqId{2})[2]);
+  EXPECT_EQ(bm.block_table(SeqId{2})[0], parent[0]);  // full blocks stay shared
+  auto c1 = bm.append_slots({.seq = SeqId{1}, .write_begin = 40, .num_tokens = 41});
+  ASSERT_TRUE(c1.is_ok());
+  EXPECT_EQ(c1->size(), 1u);
+  EXPECT_NE(bm.block_table(SeqId{1})[2], parent[2]);
+  auto c3 = bm.append_slots({.seq = SeqId{3}, .write_begin = 40, .num_tokens = 41});
+  ASSERT_TRUE(c3.is_ok());
+  EXPECT_TRUE(c3->empty());
+  EXPECT_EQ(bm.block_table(SeqId{3})[2], parent[2]);
+  EXPECT_EQ(bm.ref_count(parent[2]), 1);
+  EXPECT_EQ(bm.ref_count(parent[0]), 3);
   expect_sound(bm);
   bm.free(SeqId{1});
-  EXPECT_EQ(bm.ref_count(bm.block_table(SeqId{2})[0]), 1);
-  expect_sound(bm);
+  EXPECT_EQ(bm.ref_count(parent[0]), 2);
+  bm.free(SeqId{3});
   bm.free(SeqId{2});
   EXPECT_EQ(bm.stats().num_used, 0);
   expect_sound(bm);
+}
+
+TEST(BlockManager, ForkAtABlockBoundaryCopiesNothing) {
+  BlockManager bm({.num_blocks = 4, .block_size = kBlockSize});
+  admit_and_compute(bm, SeqId{1}, hashes_for(32, 100), 32);
+  bm.fork({.parent = SeqId{1}, .child = SeqId{2}, .num_tokens = 32});
+  // Both need a third block for slot 32; one block is left in the pool.
+  auto c2 = bm.append_slots({.seq = SeqId{2}, .write_begin = 32, .num_tokens = 33});
+  ASSERT_TRUE(c2.is_ok());
+  EXPECT_TRUE(c2->empty());
+  EXPECT_TRUE(bm.can_append({.seq = SeqId{1}, .write_begin = 32, .num_tokens = 33}));
+  bm.fork({.parent = SeqId{2}, .child = SeqId{3}, .num_tokens = 33});  // shares the new partial block
+  // Writing slot 33 of 3 needs a copy, and 1 still needs its third block: two blocks, one left.
+  EXPECT_TRUE(bm.can_append({.seq = SeqId{3}, .write_begin = 33, .num_tokens = 34}));
+  auto c3 = bm.append_slots({.seq = SeqId{3}, .write_begin = 33, .num_tokens = 34});
+  ASSERT_TRUE(c3.is_ok());
+  EXPECT_EQ(c3->size(), 1u);
+  EXPECT_FALSE(bm.can_append({.seq = SeqId{1}, .write_begin = 32, .num_tokens = 33}));
+  EXPECT_EQ(bm.append_slots({.seq = SeqId{1}, .write_begin = 32, .num_tokens = 33}).status().code(),
+            StatusCode::kResourceExhausted);
+  expect_sound(bm);
+  for (int64_t s : {1, 2, 3}) bm.free(SeqId{s});
+  EXPECT_EQ(bm.stats().num_used, 0);
+  expect_sound(bm);
+}
+
+TEST(BlockManager, AdmissionCanAskForExtraBlocks) {
+  BlockManager bm({.num_blocks = 4, .block_size = kBlockSize});
+  EXPECT_TRUE(bm.can_allocate({.seq = SeqId{1}, .num_tokens = 20, .num_extra_blocks = 2}));
+  EXPECT_FALSE(bm.can_allocate({.seq = SeqId{1}, .num_tokens = 20, .num_extra_blocks = 3}));
+  ASSERT_TRUE(bm.allocate({.seq = SeqId{1}, .num_tokens = 20, .num_extra_blocks = 2}).is_ok());
+  EXPECT_EQ(bm.stats().num_used, 2);  // checked, not taken
 }
 
 TEST(BlockManager, PrefixCachingCanBeTurnedOff) {
