@@ -29,18 +29,30 @@ struct AttnBackend {
   std::unique_ptr<Backend> backend;
 };
 
-// The CUDA backends the attention cases run on, made once (the switches are read at construction).
+// The CUDA backends the attention cases run on, made once (the switches are read at
+// construction); the caller's own settings of the two variables are restored afterwards.
 const std::vector<AttnBackend>& attn_backends() {
   static const std::vector<AttnBackend> backends = [] {
+    const char* names[] = {"PIXTRAL_CUDA_ATTN", "PIXTRAL_CUDA_ATTN_WARPS"};
+    std::vector<std::pair<std::string, bool>> saved;
+    for (const char* name : names) {
+      const char* v = std::getenv(name);
+      saved.emplace_back(v != nullptr ? v : "", v != nullptr);
+    }
     std::vector<AttnBackend> v;
     const std::pair<const char*, const char*> variants[] = {{"mma32", "4"}, {"mma32", "8"}, {"flash2", "0"}};
     for (auto [kernel, warps] : variants) {
-      setenv("PIXTRAL_CUDA_ATTN", kernel, 1);
-      setenv("PIXTRAL_CUDA_ATTN_WARPS", warps, 1);
+      setenv(names[0], kernel, 1);
+      setenv(names[1], warps, 1);
       v.push_back({std::string(kernel) + " warps " + warps, std::move(make_cuda_backend(0)).value()});
     }
-    unsetenv("PIXTRAL_CUDA_ATTN");
-    unsetenv("PIXTRAL_CUDA_ATTN_WARPS");
+    for (size_t i = 0; i < saved.size(); ++i) {
+      if (saved[i].second) {
+        setenv(names[i], saved[i].first.c_str(), 1);
+      } else {
+        unsetenv(names[i]);
+      }
+    }
     return v;
   }();
   return backends;
