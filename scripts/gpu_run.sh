@@ -23,7 +23,7 @@ echo "conformance rc=${PIPESTATUS[0]}"
 echo "=== sample" && timeout 120 "$BIN/cuda_sample_test" 2>&1 | tee "$LOG_DIR/sample.log"; echo "sample rc=${PIPESTATUS[0]}"
 echo "=== bench" && timeout 200 "$BIN/cuda_bench" 2>&1 | tee "$LOG_DIR/bench.log"
 echo "bench rc=${PIPESTATUS[0]}"
-SUBSET='CudaConformance.NormMatmulFused:CudaConformance.QkvRopeFused:CudaConformance.Matmul:CudaConformance.KvWrite:CudaConformance.EmbeddingScatterGather:CudaConformance.Patchify:CudaConformance.Rope1dAnd2d:CudaAttention.VarlenSegments:Goldens/CudaGolden.*/gqa_f32_one_image'
+SUBSET='CudaConformance.NormMatmulFused:CudaConformance.QkvRopeFused:CudaConformance.Matmul:CudaConformance.KvWrite:CudaConformance.EmbeddingScatterGather:CudaConformance.Patchify:CudaConformance.Rope1dAnd2d:CudaAttention.VarlenSegments:CudaAttention.PagedChunkAfterContext:Goldens/CudaGolden.*/gqa_f32_one_image'
 echo "=== memcheck" && timeout 120 compute-sanitizer --tool memcheck --error-exitcode 3 \
   "$BIN/cuda_conformance_test" --gtest_filter="$SUBSET" 2>&1 | tail -40 | tee "$LOG_DIR/memcheck.log"
 echo "memcheck rc=${PIPESTATUS[0]}"

@@ -16,6 +16,7 @@
 #include <numeric>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "backend/cuda/cuda_backend.h"
@@ -185,10 +186,11 @@ void bench_ttft(const PixtralModel& m, pixtral::model::KvCache& cache) {
               jpeg.size(), total * 1e3, preprocess_only * 1e3, std::thread::hardware_concurrency());
 }
 
-// The attention ops alone, one layer: vision varlen (4096 tokens, 16 heads, hd 64), causal paged
-// prefill of 4160 tokens (32/8 heads, hd 128) and decode at 512 / 32k context with the launch
-// sized for max_kv_len = 32768 (as a CUDA graph captured at the cache capacity would be).
-void bench_attention(Backend& b) {
+// The attention ops alone, one layer, for the many-rows kernel `name` (the backend's
+// PIXTRAL_CUDA_ATTN / _WARPS choice): vision varlen (4096 tokens, 16 heads, hd 64) and causal
+// paged prefill of 4160 tokens (32/8 heads, hd 128; T²/2 pairs counted), each with TFLOP/s and
+// the share of the 789 TFLOP/s bf16 ceiling.
+void bench_attention_rows(Backend& b, const char* name) {
   using pixtral::base::DType;
   auto i32 = [&](const std::vector<int32_t>& host) {
     auto t = b.alloc(DType::kI32, {static_cast<int64_t>(host.size())});
@@ -206,9 +208,40 @@ void bench_attention(Backend& b) {
                           .max_seqlen = n});
     });
     const double flops = 4.0 * n * n * h * hd;
-    std::printf("attention varlen 4096 tok, 16 heads, hd 64: %7.1f us, %4.0f TFLOP/s (x24 layers: %.2f ms)\n",
-                s * 1e6, flops / s / 1e12, 24 * s * 1e3);
+    std::printf("attention %-9s varlen 4096 tok, 16 heads, hd 64: %7.1f us, %4.0f TFLOP/s "
+                "(%2.0f%% of 789; x24 layers: %.2f ms)\n",
+                name, s * 1e6, flops / s / 1e12, 100.0 * flops / s / kBf16Flops, 24 * s * 1e3);
   }
+  const int64_t h = 32, hkv = 8, hd = 128, bs = 16, t = 4160;
+  auto kc = b.alloc(DType::kBF16, {t / bs, bs, hkv, hd}), vc = b.alloc(DType::kBF16, {t / bs, bs, hkv, hd});
+  b.fill_random(kc, 8, 0.0f, 1.0f);
+  b.fill_random(vc, 9, 0.0f, 1.0f);
+  std::vector<int32_t> table(static_cast<size_t>(t / bs));
+  std::iota(table.begin(), table.end(), 0);
+  auto bt = b.alloc(DType::kI32, {1, t / bs});
+  b.upload(table.data(), DType::kI32, bt);
+  auto q = b.alloc(DType::kBF16, {t, h, hd}), o = b.alloc(DType::kBF16, {t, h, hd});
+  b.fill_random(q, 10, 0.0f, 1.0f);
+  auto qs = i32({0, static_cast<int32_t>(t)}), kl = i32({static_cast<int32_t>(t)});
+  const double s = median_seconds(b, 3, 20, [&] {
+    b.paged_attention({.q = q, .k_cache = kc, .v_cache = vc, .q_start = qs, .kv_len = kl, .block_tables = bt,
+                       .out = o, .scale = 0.088f, .num_seqs = 1, .max_kv_len = t, .max_q_len = t});
+  });
+  const double flops = 4.0 * t * t / 2 * h * hd;
+  std::printf("attention %-9s paged prefill 4160 tok, 32/8 heads, hd 128: %7.1f us, %4.0f TFLOP/s "
+              "(%2.0f%% of 789; x40 layers: %.2f ms)\n",
+              name, s * 1e6, flops / s / 1e12, 100.0 * flops / s / kBf16Flops, 40 * s * 1e3);
+}
+
+// Decode attention alone at 512 / 4k / 32k context with the launch sized for max_kv_len = 32768
+// (as a CUDA graph captured at the cache capacity would be); 40 calls back to back.
+void bench_attention_decode(Backend& b) {
+  using pixtral::base::DType;
+  auto i32 = [&](const std::vector<int32_t>& host) {
+    auto t = b.alloc(DType::kI32, {static_cast<int64_t>(host.size())});
+    b.upload(host.data(), DType::kI32, t);
+    return t;
+  };
   const int64_t h = 32, hkv = 8, hd = 128, bs = 16, cap = 32768;
   auto kc = b.alloc(DType::kBF16, {cap / bs, bs, hkv, hd}), vc = b.alloc(DType::kBF16, {cap / bs, bs, hkv, hd});
   b.fill_random(kc, 8, 0.0f, 1.0f);
@@ -217,19 +250,6 @@ void bench_attention(Backend& b) {
   std::iota(table.begin(), table.end(), 0);
   auto bt_full = b.alloc(DType::kI32, {1, cap / bs});
   b.upload(table.data(), DType::kI32, bt_full);
-  {
-    const int64_t t = 4160;
-    auto q = b.alloc(DType::kBF16, {t, h, hd}), o = b.alloc(DType::kBF16, {t, h, hd});
-    b.fill_random(q, 10, 0.0f, 1.0f);
-    auto qs = i32({0, static_cast<int32_t>(t)}), kl = i32({static_cast<int32_t>(t)});
-    const double s = median_seconds(b, 3, 20, [&] {
-      b.paged_attention({.q = q, .k_cache = kc, .v_cache = vc, .q_start = qs, .kv_len = kl, .block_tables = bt_full,
-                         .out = o, .scale = 0.088f, .num_seqs = 1, .max_kv_len = t, .max_q_len = t});
-    });
-    const double flops = 4.0 * t * t / 2 * h * hd;
-    std::printf("attention paged prefill 4160 tok, 32/8 heads, hd 128: %7.1f us, %4.0f TFLOP/s (x40 layers: %.2f ms)\n",
-                s * 1e6, flops / s / 1e12, 40 * s * 1e3);
-  }
   for (int32_t ctx : {512, 4096, 32768}) {
     auto q = b.alloc(DType::kBF16, {1, h, hd}), o = b.alloc(DType::kBF16, {1, h, hd});
     b.fill_random(q, 11, 0.0f, 1.0f);
@@ -377,6 +397,20 @@ int profile_phase(const std::string& phase, const PixtralModel& m, pixtral::mode
   return 0;
 }
 
+// The many-rows attention kernels side by side: mma32 with its per-head_dim warps (the default),
+// with 4 and with 8 warps per block, and flash2 (the first tensor-core kernel).
+void bench_attention_kernels() {
+  const std::pair<const char*, const char*> variants[] = {{"mma32", "0"}, {"mma32", "4"}, {"mma32", "8"},
+                                                          {"flash2", "0"}};
+  for (auto [kernel, warps] : variants) {
+    setenv("PIXTRAL_CUDA_ATTN_WARPS", warps, 1);
+    auto b = backend_with_env("PIXTRAL_CUDA_ATTN", kernel);
+    unsetenv("PIXTRAL_CUDA_ATTN_WARPS");
+    const std::string name = std::strcmp(warps, "0") == 0 ? std::string(kernel) : std::string(kernel) + "-w" + warps;
+    bench_attention_rows(*b, name.c_str());
+  }
+}
+
 }  // namespace
 
 // cuda_bench [--decode-only | --profile PHASE]: --decode-only skips the op-level sweeps and the
@@ -409,7 +443,10 @@ int main(int argc, char** argv) {
     bench_small_m(*backend_with_env("PIXTRAL_CUDA_PDL", "0"), "gemv-nopdl", {1});
   }
   auto backend = std::move(pixtral::backend::make_cuda_backend(0)).value();
-  if (!decode_only && profile.empty()) bench_attention(*backend);
+  if (!decode_only && profile.empty()) {
+    bench_attention_kernels();
+    bench_attention_decode(*backend);
+  }
   auto config = pixtral::io::parse_model_config(pixtral::io::pixtral_12b_params_json(), "params.json");
   if (!config.is_ok()) {
     std::fprintf(stderr, "%s\n", config.status().to_string().c_str());

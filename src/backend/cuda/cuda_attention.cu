@@ -9,9 +9,11 @@
 // real kv_len (flash::split_len_for), so a launch sized for the cache capacity (a CUDA graph) does
 // work proportional to the real context: splits past it exit at once and the combine reads only
 // the splits that exist.
-// head_dim 64 and 128 with 16-byte aligned tensors take the tensor-core kernel of
-// cuda_attention_flash.cuh instead; both share the partial layout and combine_kernel.
+// head_dim 64 and 128 with 16-byte aligned tensors take a tensor-core kernel instead:
+// cuda_attention_prefill.cuh when a sequence has more than 16 (row, head) pairs (prefill, vision),
+// else cuda_attention_flash.cuh (decode); all share the partial layout and combine_kernel.
 #include "backend/cuda/cuda_attention_flash.cuh"
+#include "backend/cuda/cuda_attention_prefill.cuh"
 #include "backend/cuda/cuda_common.h"
 
 namespace pixtral::backend::cuda {
@@ -271,6 +273,64 @@ flash::FlashLaunch plan_flash(const AttentionArgs& a, int num_sms) {
   return l;
 }
 
+// prefill_kernel (PrefillAttention::kMma32) for the many-rows case, when its int key/pair
+// arithmetic fits and scale > 0 (the running max is taken on raw scores).
+bool use_prefill(const AttentionArgs& a, const AttentionTuning& t) {
+  return t.prefill == PrefillAttention::kMma32 && flash_warps(a) == 4 && a.scale > 0.0f &&
+         a.max_q_len * a.num_heads < (int64_t{1} << 31) && a.max_kv_len < (int64_t{1} << 31);
+}
+// Warps of 32 pairs per block: 4 for head_dim 64 (Q in registers, ≈ 250 registers: 2 blocks and
+// 8 warps per SM), 8 for head_dim 128 (one block of 8 warps per SM, one K/V stream per 256 pairs).
+int prefill_warps(const AttentionArgs& a, const AttentionTuning& t) {
+  return t.prefill_warps != 0 ? t.prefill_warps : a.head_dim == 64 ? 4 : 8;
+}
+// Key tile and ring depth per head_dim. 64: 64-key tiles, 3 stages (16 KiB each). 128: 32-key
+// tiles (S for 64 keys next to O's 128 accumulators spills), 4 stages (16 KiB each).
+struct PrefillTiles {
+  int bn, stages;
+};
+constexpr PrefillTiles prefill_tiles(int hd) { return hd == 64 ? PrefillTiles{64, 3} : PrefillTiles{32, 4}; }
+
+flash::FlashLaunch plan_prefill(const AttentionArgs& a, const AttentionTuning& t, int num_sms) {
+  flash::FlashLaunch l;
+  const int64_t group = a.num_heads / a.num_kv_heads, bm = 32 * prefill_warps(a, t);
+  l.tiles_per_seq = std::max<int64_t>(1, (a.max_q_len * group + bm - 1) / bm);
+  const int64_t blocks = a.num_seqs * l.tiles_per_seq * a.num_kv_heads;
+  const int64_t max_kv = std::max<int64_t>(1, a.max_kv_len);
+  l.min_split = kMinSplit;
+  int64_t splits = 1;
+  const int64_t want = 2LL * num_sms;  // 8 warps per SM either way: about two rounds of blocks
+  if (blocks < want) splits = std::min<int64_t>((want + blocks - 1) / blocks, (max_kv + l.min_split - 1) / l.min_split);
+  l.splits = std::clamp<int64_t>(splits, 1, kMaxSplits);
+  return l;
+}
+
+template <int HD, int WARPS>
+void launch_prefill_t(const AttentionArgs& a, const flash::FlashLaunch& l, float* workspace, cudaStream_t s) {
+  constexpr PrefillTiles kTiles = prefill_tiles(HD);
+  constexpr int kSmem = flash::prefill_smem_bytes<HD, WARPS, kTiles.bn, kTiles.stages>();
+  auto* kernel = flash::prefill_kernel<HD, WARPS, kTiles.bn, kTiles.stages>;
+  static const bool configured = [&] {  // > 48 KiB of dynamic shared memory needs an opt-in, once
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+    return true;
+  }();
+  (void)configured;
+  // Heaviest first: x = (rank · num_seqs + seq) · num_kv_heads + kvh (prefill_kernel decodes it).
+  const dim3 grid(static_cast<unsigned int>(l.tiles_per_seq * a.num_seqs * a.num_kv_heads), 1,
+                  static_cast<unsigned int>(l.splits));
+  kernel<<<grid, WARPS * 32, kSmem, s>>>(a, l, workspace);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_prefill(const AttentionArgs& a, int warps, const flash::FlashLaunch& l, float* workspace,
+                    cudaStream_t s) {
+  if (a.head_dim == 64) {
+    warps == 4 ? launch_prefill_t<64, 4>(a, l, workspace, s) : launch_prefill_t<64, 8>(a, l, workspace, s);
+  } else {
+    warps == 4 ? launch_prefill_t<128, 4>(a, l, workspace, s) : launch_prefill_t<128, 8>(a, l, workspace, s);
+  }
+}
+
 template <int HD, int WARPS>
 void launch_flash_t(const AttentionArgs& a, const flash::FlashLaunch& l, float* workspace, cudaStream_t s) {
   constexpr int kBn = flash_bn(WARPS);
@@ -298,15 +358,24 @@ void launch_flash(const AttentionArgs& a, const flash::FlashLaunch& l, float* wo
 
 }  // namespace
 
-int64_t attention_workspace_floats(const AttentionArgs& a, int num_sms) {
-  const int64_t splits = use_flash(a) ? plan_flash(a, num_sms).splits : plan(a, num_sms).splits;
+int64_t attention_workspace_floats(const AttentionArgs& a, const AttentionTuning& t, int num_sms) {
+  const int64_t splits = !use_flash(a)      ? plan(a, num_sms).splits
+                         : use_prefill(a, t) ? plan_prefill(a, t, num_sms).splits
+                                             : plan_flash(a, num_sms).splits;
   return splits == 1 ? 0 : a.total_rows * a.num_heads * splits * (a.head_dim + 2);
 }
 
-void launch_attention(const AttentionArgs& a, float* workspace, int num_sms, cudaStream_t s) {
+void launch_attention(const AttentionArgs& a, const AttentionTuning& t, float* workspace, int num_sms,
+                      cudaStream_t s) {
   if (a.total_rows == 0 || a.num_seqs == 0) return;
   int64_t splits = 1, tile = kKeyTile, min_split = kMinSplit;
-  if (use_flash(a)) {
+  if (use_flash(a) && use_prefill(a, t)) {
+    const flash::FlashLaunch l = plan_prefill(a, t, num_sms);
+    launch_prefill(a, prefill_warps(a, t), l, workspace, s);
+    splits = l.splits;
+    tile = prefill_tiles(static_cast<int>(a.head_dim)).bn;
+    min_split = l.min_split;
+  } else if (use_flash(a)) {
     const flash::FlashLaunch l = plan_flash(a, num_sms);
     launch_flash(a, l, workspace, s);
     splits = l.splits;

@@ -60,6 +60,18 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   if (const char* v = std::getenv("PIXTRAL_CUDA_PDL"); v != nullptr) gemv_.pdl = std::strcmp(v, "0") != 0;
   if (const char* v = std::getenv("PIXTRAL_CUDA_GEMV_PREFETCH"); v != nullptr)
     gemv_.prefetch_all = std::strcmp(v, "0") != 0;
+  // The attention kernel for many query rows ("mma32": prefill_kernel, "flash2": the first
+  // tensor-core kernel) and mma32's warps per block ("4", "8"; "0": by head_dim).
+  if (const char* v = std::getenv("PIXTRAL_CUDA_ATTN"); v != nullptr) {
+    const bool flash2 = std::strcmp(v, "flash2") == 0;
+    PX_CHECK_MSG(flash2 || std::strcmp(v, "mma32") == 0, "PIXTRAL_CUDA_ATTN is mma32 or flash2");
+    attn_.prefill = flash2 ? cuda::PrefillAttention::kFlash2 : cuda::PrefillAttention::kMma32;
+  }
+  if (const char* v = std::getenv("PIXTRAL_CUDA_ATTN_WARPS"); v != nullptr) {
+    attn_.prefill_warps = std::atoi(v);
+    PX_CHECK_MSG(attn_.prefill_warps == 0 || attn_.prefill_warps == 4 || attn_.prefill_warps == 8,
+                 "PIXTRAL_CUDA_ATTN_WARPS is 0, 4 or 8");
+  }
 }
 
 std::optional<std::pair<int64_t, int64_t>> CudaBackend::memory_info() const {

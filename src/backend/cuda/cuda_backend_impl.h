@@ -90,6 +90,7 @@ class CudaBackend final : public Backend {
   int num_sms_ = 0;
   bool use_gemv_ = true;
   cuda::GemvTuning gemv_;  // PIXTRAL_CUDA_GEMV_WPC / _BLOCKS / _STAGE / _PREFETCH, PIXTRAL_CUDA_PDL
+  cuda::AttentionTuning attn_;  // PIXTRAL_CUDA_ATTN, PIXTRAL_CUDA_ATTN_WARPS
   cudaStream_t stream_ = nullptr;
   cublasLtHandle_t lt_ = nullptr;
   void* workspace_ = nullptr;

@@ -127,11 +127,11 @@ void CudaBackend::paged_attention(const PagedAttentionParams& p) {
 }
 
 void CudaBackend::attention_with_workspace(const cuda::AttentionArgs& a) {
-  const size_t bytes = static_cast<size_t>(cuda::attention_workspace_floats(a, num_sms_)) * 4;
+  const size_t bytes = static_cast<size_t>(cuda::attention_workspace_floats(a, attn_, num_sms_)) * 4;
   float* workspace = bytes > 0 ? split_workspace(bytes) : nullptr;
   const bool temporary = bytes > 0 && workspace == nullptr;
   if (temporary) workspace = static_cast<float*>(scratch(bytes));
-  cuda::launch_attention(a, workspace, num_sms_, stream_);
+  cuda::launch_attention(a, attn_, workspace, num_sms_, stream_);
   if (temporary) free_scratch(workspace);
 }
 

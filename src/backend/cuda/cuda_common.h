@@ -126,6 +126,18 @@ int gemv_warps_per_col(int64_t n, int64_t k, bool swiglu, int64_t slots);
 size_t gemv_staged_bytes(int64_t m, int64_t k);
 
 // ---- cuda_attention.cu ----------------------------------------------------------------------
+// Launch choices of the attention op for many query rows (prefill chunks, varlen segments): the
+// backend reads PIXTRAL_CUDA_ATTN ("mma32" default, "flash2") and PIXTRAL_CUDA_ATTN_WARPS ("4",
+// "8"; mma32 only) so that the variants can be compared and tested in one process.
+enum class PrefillAttention {
+  kMma32,   // prefill_kernel: 32 (row, head) pairs per warp, a 3-4 stage cp.async ring
+  kFlash2,  // flash_kernel with 4 warps of 16 pairs (the first tensor-core kernel)
+};
+struct AttentionTuning {
+  PrefillAttention prefill = PrefillAttention::kMma32;
+  int prefill_warps = 0;  // mma32: 4 or 8 warps of 32 pairs per block; 0: by head_dim (64: 4, 128: 8)
+};
+
 // Geometry of one attention call; see AttentionArgs in cuda_attention.cu for the layouts.
 struct AttentionArgs {
   const bf16* q = nullptr;        // [T, H, hd]
@@ -142,7 +154,8 @@ struct AttentionArgs {
   bool causal = true;  // paged (causal over the cache) vs varlen (bidirectional in a segment)
 };
 // float workspace needed by launch_attention (split-KV partials); 0 when no split is used.
-int64_t attention_workspace_floats(const AttentionArgs& a, int num_sms);
-void launch_attention(const AttentionArgs& a, float* workspace, int num_sms, cudaStream_t s);
+int64_t attention_workspace_floats(const AttentionArgs& a, const AttentionTuning& t, int num_sms);
+void launch_attention(const AttentionArgs& a, const AttentionTuning& t, float* workspace, int num_sms,
+                      cudaStream_t s);
 
 }  // namespace pixtral::backend::cuda
