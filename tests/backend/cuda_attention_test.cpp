@@ -1,8 +1,10 @@
 // paged_attention and varlen_attention on CUDA against the CPU reference: prefill chunks and
 // decode rows in one batch, shuffled (non-contiguous) blocks, block boundaries, long contexts
 // that take the split-KV path, GQA groups 1/2/4/8, head_dim 16/24/64/128 (64 and 128 run the
-// tensor-core kernel, the others the CUDA-core one); launches sized for a larger max_kv_len than
-// any sequence has (as a CUDA graph captured at the cache capacity would be).
+// tensor-core kernels, the others the CUDA-core one); launches sized for a larger max_kv_len than
+// any sequence has (as a CUDA graph captured at the cache capacity would be). Every paged case
+// runs on the decode kernel (with and without programmatic dependent launch) and on the flash
+// kernel + combine (PIXTRAL_CUDA_DECODE_ATTN=old), each on a backend of its own.
 #include <algorithm>
 #include <numeric>
 
@@ -18,48 +20,109 @@ struct Seq {
   int64_t q_len, kv_len;
 };
 
+// The decode-shaped paths, each on a backend of its own: the decode kernel with and without
+// programmatic dependent launch, and the flash kernel + combine (PIXTRAL_CUDA_DECODE_ATTN=old).
+// Other shapes take the same kernels on all of them.
+struct Variant {
+  const char* name;
+  Backend* backend;
+};
+const std::vector<Variant>& variants() {
+  static std::unique_ptr<Backend> decode = cuda_with({"PIXTRAL_CUDA_DECODE_ATTN", "new"});
+  static std::unique_ptr<Backend> no_pdl = cuda_with({"PIXTRAL_CUDA_PDL", "0"});
+  static std::unique_ptr<Backend> flash = cuda_with({"PIXTRAL_CUDA_DECODE_ATTN", "old"});
+  static const std::vector<Variant> v = {{"decode", decode.get()}, {"decode-nopdl", no_pdl.get()},
+                                         {"flash", flash.get()}};
+  return v;
+}
+
+// One paged batch on the host: random bf16 q and caches, shuffled blocks, tables padded to the
+// launch bound.
+struct PagedCase {
+  Heads hs;
+  int64_t s = 0, bs = 0, rows = 0, num_blocks = 0, max_blocks = 0, max_kv = 0, max_q = 0;
+  std::vector<float> k, v, q;
+  std::vector<int32_t> q_start{0}, kv_len, tables;
+};
+
 // max_kv_bound > 0 replaces the host-known max_kv_len (and widens the block tables to match).
-void run_paged(const Heads& hs, const std::vector<Seq>& seqs, int64_t bs, uint64_t seed, int64_t max_kv_bound = 0) {
-  const int64_t s = static_cast<int64_t>(seqs.size());
-  int64_t max_kv = 0, max_q = 0, rows = 0, max_blocks = 0;
+PagedCase make_paged(const Heads& hs, const std::vector<Seq>& seqs, int64_t bs, uint64_t seed, int64_t max_kv_bound) {
+  PagedCase c;
+  c.hs = hs;
+  c.s = static_cast<int64_t>(seqs.size());
+  c.bs = bs;
+  int64_t used_blocks = 0;
   for (const auto& q : seqs) {
-    max_kv = std::max(max_kv, q.kv_len);
-    max_q = std::max(max_q, q.q_len);
-    rows += q.q_len;
-    max_blocks = std::max(max_blocks, (q.kv_len + bs - 1) / bs);
+    c.max_kv = std::max(c.max_kv, q.kv_len);
+    c.max_q = std::max(c.max_q, q.q_len);
+    c.rows += q.q_len;
+    used_blocks = std::max(used_blocks, (q.kv_len + bs - 1) / bs);
   }
-  const int64_t used_blocks = max_blocks;
+  c.max_blocks = used_blocks;
   if (max_kv_bound > 0) {
-    max_kv = max_kv_bound;
-    max_blocks = (max_kv_bound + bs - 1) / bs;
+    c.max_kv = max_kv_bound;
+    c.max_blocks = (max_kv_bound + bs - 1) / bs;
   }
-  const int64_t num_blocks = used_blocks * s + 3;
-  std::vector<int32_t> ids(static_cast<size_t>(num_blocks));
+  c.num_blocks = used_blocks * c.s + 3;
+  std::vector<int32_t> ids(static_cast<size_t>(c.num_blocks));
   std::iota(ids.begin(), ids.end(), 0);
   std::shuffle(ids.begin(), ids.end(), std::mt19937_64(seed));
-  std::vector<int32_t> tables(static_cast<size_t>(s * max_blocks), 0), q_start{0}, kv_len;
-  for (int64_t i = 0; i < s; ++i) {
-    for (int64_t b = 0; b < (seqs[i].kv_len + bs - 1) / bs; ++b) tables[i * max_blocks + b] = ids[i * used_blocks + b];
-    q_start.push_back(q_start.back() + static_cast<int32_t>(seqs[i].q_len));
-    kv_len.push_back(static_cast<int32_t>(seqs[i].kv_len));
+  c.tables.assign(static_cast<size_t>(c.s * c.max_blocks), 0);
+  for (int64_t i = 0; i < c.s; ++i) {
+    for (int64_t b = 0; b < (seqs[i].kv_len + bs - 1) / bs; ++b)
+      c.tables[i * c.max_blocks + b] = ids[i * used_blocks + b];
+    c.q_start.push_back(c.q_start.back() + static_cast<int32_t>(seqs[i].q_len));
+    c.kv_len.push_back(static_cast<int32_t>(seqs[i].kv_len));
   }
-  const Shape cache{num_blocks, bs, hs.hkv, hs.hd};
-  Both kc = upload_both(random_bf16(cache.numel(), seed + 1), cache);
-  Both vc = upload_both(random_bf16(cache.numel(), seed + 2), cache);
-  Both q = upload_both(random_bf16(rows * hs.h * hs.hd, seed + 3, 2.0f), {rows, hs.h, hs.hd});
-  Both qs = upload_i32_both(q_start, {s + 1}), kl = upload_i32_both(kv_len, {s});
-  Both bt = upload_i32_both(tables, {s, max_blocks});
-  Both out = zeros_both({rows, hs.h, hs.hd});
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hs.hd));
-  auto params = [&](auto pick) {
-    return PagedAttentionParams{.q = pick(q), .k_cache = pick(kc), .v_cache = pick(vc), .q_start = pick(qs),
-                                .kv_len = pick(kl), .block_tables = pick(bt), .out = pick(out), .scale = scale,
-                                .num_seqs = s, .max_kv_len = max_kv, .max_q_len = max_q};
+  const int64_t cache = c.num_blocks * bs * hs.hkv * hs.hd;
+  c.k = random_bf16(static_cast<size_t>(cache), seed + 1);
+  c.v = random_bf16(static_cast<size_t>(cache), seed + 2);
+  c.q = random_bf16(static_cast<size_t>(c.rows * hs.h * hs.hd), seed + 3, 2.0f);
+  return c;
+}
+
+// The case's tensors on one backend (f32 on the CPU, bf16 on CUDA).
+struct PagedTensors {
+  TensorBuffer q, kc, vc, qs, kl, bt, out;
+  PagedAttentionParams params(const PagedCase& c) const {
+    return {.q = q, .k_cache = kc, .v_cache = vc, .q_start = qs, .kv_len = kl, .block_tables = bt, .out = out,
+            .scale = 1.0f / std::sqrt(static_cast<float>(c.hs.hd)), .num_seqs = c.s, .max_kv_len = c.max_kv,
+            .max_q_len = c.max_q};
+  }
+};
+PagedTensors upload_paged(Backend& b, const PagedCase& c) {
+  const DType dt = b.activation_dtype();
+  auto f = [&](const std::vector<float>& host, Shape shape) {
+    TensorBuffer t = b.alloc(dt, shape);
+    b.upload(host.data(), DType::kF32, t);
+    return t;
   };
-  cpu().paged_attention(params([](const Both& b) { return b.c.tensor(); }));
-  gpu().paged_attention(params([](const Both& b) { return b.g.tensor(); }));
-  EXPECT_LE(rel_error(out), kOpTolerance) << "H " << hs.h << " Hkv " << hs.hkv << " hd " << hs.hd << " seqs " << s
-                                          << " max_kv " << max_kv << " bs " << bs;
+  auto i32 = [&](const std::vector<int32_t>& host, Shape shape) {
+    TensorBuffer t = b.alloc(DType::kI32, shape);
+    b.upload(host.data(), DType::kI32, t);
+    return t;
+  };
+  const Shape cache{c.num_blocks, c.bs, c.hs.hkv, c.hs.hd}, rows{c.rows, c.hs.h, c.hs.hd};
+  return {f(c.q, rows), f(c.k, cache), f(c.v, cache), i32(c.q_start, {c.s + 1}), i32(c.kv_len, {c.s}),
+          i32(c.tables, {c.s, c.max_blocks}), b.alloc(dt, rows)};
+}
+
+std::vector<float> cpu_paged(const PagedCase& c) {
+  const PagedTensors t = upload_paged(cpu(), c);
+  cpu().paged_attention(t.params(c));
+  return download(cpu(), t.out);
+}
+
+void run_paged(const Heads& hs, const std::vector<Seq>& seqs, int64_t bs, uint64_t seed, int64_t max_kv_bound = 0) {
+  const PagedCase c = make_paged(hs, seqs, bs, seed, max_kv_bound);
+  const std::vector<float> want = cpu_paged(c);
+  for (const Variant& var : variants()) {
+    const PagedTensors t = upload_paged(*var.backend, c);
+    var.backend->paged_attention(t.params(c));
+    EXPECT_LE(rel_error(want, download(*var.backend, t.out)), kOpTolerance)
+        << var.name << ": H " << hs.h << " Hkv " << hs.hkv << " hd " << hs.hd << " seqs " << c.s << " max_q "
+        << c.max_q << " max_kv " << c.max_kv << " bs " << bs;
+  }
 }
 
 TEST(CudaAttention, PagedPrefillDecodeMixes) {
@@ -100,6 +163,81 @@ TEST(CudaAttention, PagedDecodeLargerBound) {
   run_paged({32, 8, 128}, {{1, 5}, {1, 1030}, {1, 16}}, 16, 10, 32768);
   run_paged({32, 8, 128}, {{1, 4097}}, 16, 11, 8192);
   run_paged({8, 8, 64}, {{1, 40}, {1, 600}}, 16, 12, 4096);
+  run_paged({32, 8, 128}, {{1, 1}}, 16, 13, 32768);
+}
+
+// 64 decode rows at mixed contexts (1..2000), as a batched decode step: launch sized for the
+// longest and for the cache capacity.
+TEST(CudaAttention, PagedDecodeBatch64) {
+  SKIP_WITHOUT_CUDA();
+  std::vector<Seq> seqs;
+  std::mt19937 rng(64);
+  for (int i = 0; i < 64; ++i) seqs.push_back({1, 1 + static_cast<int64_t>(rng() % 2000)});
+  seqs[0].kv_len = 1;
+  seqs[1].kv_len = 2000;
+  seqs[2].kv_len = 64;
+  seqs[3].kv_len = 16;
+  run_paged({32, 8, 128}, seqs, 16, 20);
+  run_paged({32, 8, 128}, seqs, 16, 21, 32768);
+  run_paged({8, 8, 64}, seqs, 4, 22);
+}
+
+// One sequence of 32k keys (the decode kernel's full split count), and one whose length is an
+// exact multiple of 33 splits of 992 keys.
+TEST(CudaAttention, PagedDecode32k) {
+  SKIP_WITHOUT_CUDA();
+  run_paged({32, 8, 128}, {{1, 32768}}, 16, 30, 32768);
+  run_paged({32, 8, 128}, {{1, 32736}}, 16, 31, 32768);
+}
+
+// kv_len at and around the warp tile (16), the block's tile row (64 = the shortest split), the
+// block size, a 33-way split of 64 keys (2112), and 4k; block sizes 16 and 4; launches sized for
+// the context and for 32k.
+TEST(CudaAttention, PagedDecodeBoundaries) {
+  SKIP_WITHOUT_CUDA();
+  uint64_t seed = 40;
+  for (int64_t kv : {1, 2, 15, 16, 17, 63, 64, 65, 127, 128, 129, 1008, 1024, 1025, 2111, 2112, 2113, 4095, 4096})
+    for (int64_t bs : {4, 16})
+      for (int64_t bound : {int64_t{0}, int64_t{32768}}) run_paged({32, 8, 128}, {{1, kv}}, bs, ++seed, bound);
+}
+
+// Several query rows per sequence that still fit one m16 tile (rows × group <= 16): the decode
+// kernel's causal mask inside the tile; a row that sees no key at all (q_len 2 over kv_len 1).
+TEST(CudaAttention, PagedDecodeKernelMultiRow) {
+  SKIP_WITHOUT_CUDA();
+  run_paged({32, 8, 128}, {{4, 700}, {1, 33}, {2, 2}, {3, 3}}, 16, 50);
+  run_paged({32, 8, 128}, {{4, 700}, {1, 33}}, 16, 51, 32768);
+  run_paged({8, 8, 64}, {{16, 16}, {16, 900}, {7, 300}}, 16, 52);
+  run_paged({16, 2, 64}, {{2, 500}, {1, 1}, {2, 1}}, 4, 53);
+  run_paged({16, 2, 128}, {{2, 3000}, {2, 2}}, 16, 54, 32768);
+}
+
+// The decode kernel inside a CUDA graph captured at the cache capacity, replayed for several
+// contexts (new kv_len uploaded in place between replays): the split counters must start from
+// zero on every replay.
+TEST(CudaAttention, PagedDecodeGraphReplay) {
+  SKIP_WITHOUT_CUDA();
+  Backend& g = *variants()[0].backend;
+  const std::vector<std::vector<Seq>> steps = {{{1, 4096}, {1, 1}, {1, 700}},
+                                               {{1, 65}, {1, 64}, {1, 2000}},
+                                               {{1, 4000}, {1, 3}, {1, 128}},
+                                               {{1, 4000}, {1, 3}, {1, 128}}};
+  // One cache and table layout serves every step: lay it out for the longest context per sequence.
+  PagedCase c = make_paged({32, 8, 128}, {{1, 4096}, {1, 4096}, {1, 4096}}, 16, 60, 4096);
+  const PagedTensors t = upload_paged(g, c);
+  g.paged_attention(t.params(c));  // warm-up: attributes, workspace and counters outside capture
+  g.synchronize();
+  g.begin_capture();
+  g.paged_attention(t.params(c));
+  std::unique_ptr<Graph> graph = g.end_capture();
+  ASSERT_NE(graph, nullptr);
+  for (const auto& step : steps) {
+    for (size_t i = 0; i < step.size(); ++i) c.kv_len[i] = static_cast<int32_t>(step[i].kv_len);
+    g.upload(c.kv_len.data(), DType::kI32, t.kl);
+    graph->replay();
+    EXPECT_LE(rel_error(cpu_paged(c), download(g, t.out)), kOpTolerance)
+        << "kv_len " << c.kv_len[0] << ", " << c.kv_len[1] << ", " << c.kv_len[2];
+  }
 }
 
 void run_varlen(int64_t h, int64_t hd, const std::vector<int32_t>& lens, uint64_t seed) {
