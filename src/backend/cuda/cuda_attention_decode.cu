@@ -5,8 +5,8 @@
 // one split of its key range. The block's pairs are the 16 rows of one m16 mma tile (rows past the
 // pairs are zero), so K/V are read once per KV head. Inside the block each warp streams its own
 // 16-key tiles (tiles warp, warp + kWarps, …) through a private kStages-deep cp.async ring with
-// its own online softmax, so the key loop has no block barrier; each lane pair copies one key row
-// (32-byte sectors), looking its block-table entry up one tile ahead. S = Q·Kᵀ and O += P·V use the
+// its own online softmax, so the key loop has no block barrier; 8 lanes copy each 128-byte line,
+// the keys' block-table entries looked up one tile ahead. S = Q·Kᵀ and O += P·V use the
 // flash kernel's mma.sync m16n8k16 fragments and XOR swizzle (cuda_attention_flash.cuh), P rounded
 // to bf16 before P·V. At the end the warps merge through shared memory; a block alone in its
 // (sequence, KV head) writes the output, otherwise it writes a partial (acc, max, sum) and the last
@@ -91,7 +91,7 @@ __device__ inline float warp_sum(float v) {
   return v;
 }
 
-// Where a warp's tiles come from: key row `key` of the sequence (this lane pair's row of a tile).
+// Where a warp's tiles come from: the caches and the sequence's block-table row.
 struct KeySource {
   const bf16* k;
   const bf16* v;
@@ -99,23 +99,27 @@ struct KeySource {
   int block_size, kv_stride, kvh;  // kv_stride = num_kv_heads
 };
 
-// Copies this lane pair's key row of a tile (keys at or past k_end: zeros) into ring stage sk/sv:
-// lane 2r + b copies 16-byte chunks 2i + b of key row r, so each instruction reads whole sectors.
+// Copies a 16-key tile (keys at or past k_end: zeros) into ring stage sk/sv. Lane l resolves the
+// cache slot of key kt + l % 16 from `page` (its block-table entry); each instruction then copies
+// 4 key rows as whole 128-byte lines (8 lanes per line, row = lane / 8 + 4·rr), the rows' slots
+// passed around by shuffle.
 template <int HD>
-__device__ __forceinline__ void load_key_row(const KeySource& src, bf16* sk, bf16* sv, int key, int k_end, int page,
-                                             int lane, uint64_t policy) {
-  const bool valid = key < k_end;
-  const int r = lane >> 1;
-  int64_t off = 0;
-  if (valid) {
-    const int64_t row = static_cast<int64_t>(page) * src.block_size + key % src.block_size;
-    off = (row * src.kv_stride + src.kvh) * HD;
-  }
+__device__ __forceinline__ void load_tile(const KeySource& src, bf16* sk, bf16* sv, int kt, int k_end, int page,
+                                          int lane, uint64_t policy) {
+  const int key = kt + (lane & 15);
+  const int slot = key < k_end ? page * src.block_size + key % src.block_size : -1;
 #pragma unroll
-  for (int i = 0; i < HD / 16; ++i) {
-    const int c = 2 * i + (lane & 1);
-    cp_async16_hint(smem_u32(sk + swz<HD>(r, c)), src.k + off + c * 8, valid, policy);
-    cp_async16_hint(smem_u32(sv + swz<HD>(r, c)), src.v + off + c * 8, valid, policy);
+  for (int rr = 0; rr < kKeys / 4; ++rr) {
+    const int r = (lane >> 3) + 4 * rr;
+    const int row_slot = __shfl_sync(0xffffffffu, slot, r);
+    const bool valid = row_slot >= 0;
+    const int64_t off = valid ? (static_cast<int64_t>(row_slot) * src.kv_stride + src.kvh) * HD : 0;
+#pragma unroll
+    for (int half = 0; half < HD / 64; ++half) {
+      const int c = 8 * half + (lane & 7);
+      cp_async16_hint(smem_u32(sk + swz<HD>(r, c)), src.k + off + c * 8, valid, policy);
+      cp_async16_hint(smem_u32(sv + swz<HD>(r, c)), src.v + off + c * 8, valid, policy);
+    }
   }
 }
 
@@ -254,15 +258,14 @@ __global__ void __launch_bounds__(kThreads)
                       static_cast<int>(a.block_size), static_cast<int>(a.num_kv_heads), kvh};
   const uint64_t policy = evict_first_policy();
   auto tile_key = [&](int i) { return k_begin + (warp + i * kWarps) * kKeys; };
-  auto page_of = [&](int i) {  // block-table entry of this lane pair's key in tile i
-    const int key = tile_key(i) + (lane >> 1);
+  auto page_of = [&](int i) {  // block-table entry of key tile_key(i) + lane % 16
+    const int key = tile_key(i) + (lane & 15);
     return i < my_tiles && key < k_end ? __ldg(src.table + key / src.block_size) : 0;
   };
 #pragma unroll
   for (int i = 0; i < kStages - 1; ++i) {
     if (i < my_tiles)
-      load_key_row<HD>(src, sk + i * Smem::kTile, sv + i * Smem::kTile, tile_key(i) + (lane >> 1), k_end, page_of(i),
-                       lane, policy);
+      load_tile<HD>(src, sk + i * Smem::kTile, sv + i * Smem::kTile, tile_key(i), k_end, page_of(i), lane, policy);
     flash::cp_async_commit();
   }
   int next_page = page_of(kStages - 1);  // looked up one tile ahead of its copy
@@ -295,8 +298,7 @@ __global__ void __launch_bounds__(kThreads)
     const int j = i + kStages - 1;
     if (j < my_tiles) {
       const int st = j % kStages;
-      load_key_row<HD>(src, sk + st * Smem::kTile, sv + st * Smem::kTile, tile_key(j) + (lane >> 1), k_end, next_page,
-                       lane, policy);
+      load_tile<HD>(src, sk + st * Smem::kTile, sv + st * Smem::kTile, tile_key(j), k_end, next_page, lane, policy);
       next_page = page_of(j + 1);
     }
     flash::cp_async_commit();
