@@ -51,26 +51,27 @@ PagedCase make_paged(const Heads& hs, const std::vector<Seq>& seqs, int64_t bs, 
   c.hs = hs;
   c.s = static_cast<int64_t>(seqs.size());
   c.bs = bs;
-  int64_t used_blocks = 0;
+  int64_t total_blocks = 0;
   for (const auto& q : seqs) {
     c.max_kv = std::max(c.max_kv, q.kv_len);
     c.max_q = std::max(c.max_q, q.q_len);
     c.rows += q.q_len;
-    used_blocks = std::max(used_blocks, (q.kv_len + bs - 1) / bs);
+    c.max_blocks = std::max(c.max_blocks, (q.kv_len + bs - 1) / bs);
+    total_blocks += (q.kv_len + bs - 1) / bs;
   }
-  c.max_blocks = used_blocks;
   if (max_kv_bound > 0) {
     c.max_kv = max_kv_bound;
     c.max_blocks = (max_kv_bound + bs - 1) / bs;
   }
-  c.num_blocks = used_blocks * c.s + 3;
+  // Only the blocks the sequences use (+ 3 unused), in shuffled order.
+  c.num_blocks = total_blocks + 3;
   std::vector<int32_t> ids(static_cast<size_t>(c.num_blocks));
   std::iota(ids.begin(), ids.end(), 0);
   std::shuffle(ids.begin(), ids.end(), std::mt19937_64(seed));
   c.tables.assign(static_cast<size_t>(c.s * c.max_blocks), 0);
+  size_t next = 0;
   for (int64_t i = 0; i < c.s; ++i) {
-    for (int64_t b = 0; b < (seqs[i].kv_len + bs - 1) / bs; ++b)
-      c.tables[i * c.max_blocks + b] = ids[i * used_blocks + b];
+    for (int64_t b = 0; b < (seqs[i].kv_len + bs - 1) / bs; ++b) c.tables[i * c.max_blocks + b] = ids[next++];
     c.q_start.push_back(c.q_start.back() + static_cast<int32_t>(seqs[i].q_len));
     c.kv_len.push_back(static_cast<int32_t>(seqs[i].kv_len));
   }
