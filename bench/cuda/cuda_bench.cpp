@@ -233,36 +233,61 @@ void bench_attention_rows(Backend& b, const char* name) {
               name, s * 1e6, flops / s / 1e12, 100.0 * flops / s / kBf16Flops, 40 * s * 1e3);
 }
 
-// Decode attention alone at 512 / 4k / 32k context with the launch sized for max_kv_len = 32768
-// (as a CUDA graph captured at the cache capacity would be); 40 calls back to back.
-void bench_attention_decode(Backend& b) {
+// Decode attention alone, one layer, on the backend's decode path (`kernel` names its
+// PIXTRAL_CUDA_DECODE_ATTN setting): 40 back-to-back calls recorded as one CUDA graph (as in a
+// decode step: no host launch cost in the figure), batch 1 at 512 / 4096 / 32768 keys with the
+// launch sized for 32768 (a graph captured at the cache capacity), and 64 sequences of 640 keys
+// with the launch sized for 640 and for 32768. Rate: the K+V bytes read against 3.03 TB/s.
+void bench_decode_attention(Backend& b, const char* kernel) {
   using pixtral::base::DType;
-  auto i32 = [&](const std::vector<int32_t>& host) {
-    auto t = b.alloc(DType::kI32, {static_cast<int64_t>(host.size())});
-    b.upload(host.data(), DType::kI32, t);
-    return t;
-  };
-  const int64_t h = 32, hkv = 8, hd = 128, bs = 16, cap = 32768;
-  auto kc = b.alloc(DType::kBF16, {cap / bs, bs, hkv, hd}), vc = b.alloc(DType::kBF16, {cap / bs, bs, hkv, hd});
+  const int64_t h = 32, hkv = 8, hd = 128, bs = 16, cap = 32768, tokens = 64 * 640;
+  auto kc = b.alloc(DType::kBF16, {tokens / bs, bs, hkv, hd}), vc = b.alloc(DType::kBF16, {tokens / bs, bs, hkv, hd});
   b.fill_random(kc, 8, 0.0f, 1.0f);
   b.fill_random(vc, 9, 0.0f, 1.0f);
-  std::vector<int32_t> table(static_cast<size_t>(cap / bs));
-  std::iota(table.begin(), table.end(), 0);
-  auto bt_full = b.alloc(DType::kI32, {1, cap / bs});
-  b.upload(table.data(), DType::kI32, bt_full);
-  for (int32_t ctx : {512, 4096, 32768}) {
-    auto q = b.alloc(DType::kBF16, {1, h, hd}), o = b.alloc(DType::kBF16, {1, h, hd});
+  struct Case {
+    int64_t seqs, context, bound;
+  };
+  for (const Case c : {Case{1, 512, cap}, Case{1, 4096, cap}, Case{1, 32768, cap}, Case{64, 640, 640},
+                       Case{64, 640, cap}}) {
+    const int64_t max_blocks = c.bound / bs, per_seq = (c.context + bs - 1) / bs, blocks = tokens / bs;
+    std::vector<int32_t> q_start{0}, kv_len;
+    for (int64_t s = 0; s < c.seqs; ++s) {
+      q_start.push_back(static_cast<int32_t>(s + 1));
+      kv_len.push_back(static_cast<int32_t>(c.context));
+    }
+    // Each layer reads other blocks (as far as the cache allows), so short contexts are not
+    // served from L2 by the previous layer.
+    std::vector<pixtral::backend::TensorBuffer> tables;
+    for (int64_t layer = 0; layer < 40; ++layer) {
+      std::vector<int32_t> table(static_cast<size_t>(c.seqs * max_blocks), 0);
+      for (int64_t s = 0; s < c.seqs; ++s)
+        for (int64_t j = 0; j < per_seq; ++j)
+          table[s * max_blocks + j] = static_cast<int32_t>(((layer * c.seqs + s) * per_seq + j) % blocks);
+      tables.push_back(b.alloc(DType::kI32, {c.seqs, max_blocks}));
+      b.upload(table.data(), DType::kI32, tables.back());
+    }
+    auto qs = b.alloc(DType::kI32, {c.seqs + 1}), kl = b.alloc(DType::kI32, {c.seqs});
+    b.upload(q_start.data(), DType::kI32, qs);
+    b.upload(kv_len.data(), DType::kI32, kl);
+    auto q = b.alloc(DType::kBF16, {c.seqs, h, hd}), o = b.alloc(DType::kBF16, {c.seqs, h, hd});
     b.fill_random(q, 11, 0.0f, 1.0f);
-    auto qs = i32({0, 1}), kl = i32({ctx});
-    const double s = median_seconds(b, 2, 15, [&] {  // 40 back-to-back calls (one per layer)
-      for (int layer = 0; layer < 40; ++layer)
-        b.paged_attention({.q = q, .k_cache = kc, .v_cache = vc, .q_start = qs, .kv_len = kl,
-                           .block_tables = bt_full, .out = o, .scale = 0.088f, .num_seqs = 1, .max_kv_len = cap,
-                           .max_q_len = 1});
-    }) / 40;
-    const double bytes = 2.0 * ctx * hkv * hd * 2;
-    std::printf("attention decode ctx %5d (launch for 32768), 32/8 heads, hd 128: %6.1f us, %5.0f GB/s (x40: %.2f ms)\n",
-                ctx, s * 1e6, bytes / s / 1e9, 40 * s * 1e3);
+    auto call = [&](int64_t layer) {
+      b.paged_attention({.q = q, .k_cache = kc, .v_cache = vc, .q_start = qs, .kv_len = kl,
+                         .block_tables = tables[static_cast<size_t>(layer)], .out = o, .scale = 0.088f,
+                         .num_seqs = c.seqs, .max_kv_len = c.bound, .max_q_len = 1});
+    };
+    call(0);  // warm-up outside the capture (kernel attributes, workspace)
+    b.synchronize();
+    b.begin_capture();
+    for (int64_t layer = 0; layer < 40; ++layer) call(layer);
+    const auto graph = b.end_capture();
+    const double s = median_seconds(b, 2, 15, [&] { graph->replay(); }) / 40;
+    const double bytes = 2.0 * static_cast<double>(c.seqs * c.context * hkv * hd) * 2;
+    std::printf("attention decode [%s] batch %2lld ctx %5lld (launch for %5lld), 32/8 heads, hd 128: %6.1f us, "
+                "%5.0f GB/s (%3.0f%% of 3.03 TB/s; x40: %.2f ms)\n",
+                kernel, static_cast<long long>(c.seqs), static_cast<long long>(c.context),
+                static_cast<long long>(c.bound), s * 1e6, bytes / s / 1e9, 100.0 * bytes / s / kBandwidth,
+                40 * s * 1e3);
   }
 }
 
@@ -445,7 +470,8 @@ int main(int argc, char** argv) {
   auto backend = std::move(pixtral::backend::make_cuda_backend(0)).value();
   if (!decode_only && profile.empty()) {
     bench_attention_kernels();
-    bench_attention_decode(*backend);
+    bench_decode_attention(*backend_with_env("PIXTRAL_CUDA_DECODE_ATTN", "new"), "new");
+    bench_decode_attention(*backend_with_env("PIXTRAL_CUDA_DECODE_ATTN", "old"), "old");
   }
   auto config = pixtral::io::parse_model_config(pixtral::io::pixtral_12b_params_json(), "params.json");
   if (!config.is_ok()) {

@@ -2,14 +2,12 @@
 // decode rows in one batch, shuffled (non-contiguous) blocks, block boundaries, long contexts
 // that take the split-KV path, GQA groups 1/2/4/8, head_dim 16/24/64/128 (64 and 128 run the
 // tensor-core kernels, the others the CUDA-core one); launches sized for a larger max_kv_len than
-// any sequence has (as a CUDA graph captured at the cache capacity would be).
-// Every case runs on one backend per launch choice of the many-rows kernels (PIXTRAL_CUDA_ATTN
-// mma32 with 4 and with 8 warps, flash2), against one CPU result.
+// any sequence has (as a CUDA graph captured at the cache capacity would be). Every case runs on
+// one backend per kernel choice (variants()).
 #include <algorithm>
 #include <cstdlib>
+#include <memory>
 #include <numeric>
-#include <string>
-#include <utility>
 #include <vector>
 
 #include "cuda_test_util.h"
@@ -24,113 +22,121 @@ struct Seq {
   int64_t q_len, kv_len;
 };
 
-struct AttnBackend {
-  std::string name;
-  std::unique_ptr<Backend> backend;
+// Every case runs on one backend per kernel choice: the decode kernel with and without
+// programmatic dependent launch and the flash kernel + combine (PIXTRAL_CUDA_DECODE_ATTN=old) for
+// decode-shaped launches; prefill_kernel with 4 and with 8 warps per block and the first
+// tensor-core kernel (PIXTRAL_CUDA_ATTN=mma32 / flash2, PIXTRAL_CUDA_ATTN_WARPS) for many rows.
+// The first backend has the defaults.
+struct Variant {
+  const char* name;
+  Backend* backend;
+};
+std::unique_ptr<Backend> cuda_with_attn(const char* kernel, const char* warps) {
+  setenv("PIXTRAL_CUDA_ATTN_WARPS", warps, 1);
+  std::unique_ptr<Backend> b = cuda_with({"PIXTRAL_CUDA_ATTN", kernel});
+  unsetenv("PIXTRAL_CUDA_ATTN_WARPS");
+  return b;
+}
+const std::vector<Variant>& variants() {
+  static std::unique_ptr<Backend> decode = cuda_with({"PIXTRAL_CUDA_DECODE_ATTN", "new"});
+  static std::unique_ptr<Backend> no_pdl = cuda_with({"PIXTRAL_CUDA_PDL", "0"});
+  static std::unique_ptr<Backend> flash = cuda_with({"PIXTRAL_CUDA_DECODE_ATTN", "old"});
+  static std::unique_ptr<Backend> mma32_w4 = cuda_with_attn("mma32", "4");
+  static std::unique_ptr<Backend> mma32_w8 = cuda_with_attn("mma32", "8");
+  static std::unique_ptr<Backend> flash2 = cuda_with_attn("flash2", "0");
+  static const std::vector<Variant> v = {{"decode", decode.get()},         {"decode-nopdl", no_pdl.get()},
+                                         {"flash", flash.get()},           {"mma32 warps 4", mma32_w4.get()},
+                                         {"mma32 warps 8", mma32_w8.get()}, {"flash2", flash2.get()}};
+  return v;
+}
+
+// One paged batch on the host: random bf16 q and caches, shuffled blocks, tables padded to the
+// launch bound.
+struct PagedCase {
+  Heads hs;
+  int64_t s = 0, bs = 0, rows = 0, num_blocks = 0, max_blocks = 0, max_kv = 0, max_q = 0;
+  std::vector<float> k, v, q;
+  std::vector<int32_t> q_start{0}, kv_len, tables;
 };
 
-// The CUDA backends the attention cases run on, made once (the switches are read at
-// construction); the caller's own settings of the two variables are restored afterwards.
-const std::vector<AttnBackend>& attn_backends() {
-  static const std::vector<AttnBackend> backends = [] {
-    const char* names[] = {"PIXTRAL_CUDA_ATTN", "PIXTRAL_CUDA_ATTN_WARPS"};
-    std::vector<std::pair<std::string, bool>> saved;
-    for (const char* name : names) {
-      const char* v = std::getenv(name);
-      saved.emplace_back(v != nullptr ? v : "", v != nullptr);
-    }
-    std::vector<AttnBackend> v;
-    const std::pair<const char*, const char*> variants[] = {{"mma32", "4"}, {"mma32", "8"}, {"flash2", "0"}};
-    for (auto [kernel, warps] : variants) {
-      setenv(names[0], kernel, 1);
-      setenv(names[1], warps, 1);
-      v.push_back({std::string(kernel) + " warps " + warps, std::move(make_cuda_backend(0)).value()});
-    }
-    for (size_t i = 0; i < saved.size(); ++i) {
-      if (saved[i].second) {
-        setenv(names[i], saved[i].first.c_str(), 1);
-      } else {
-        unsetenv(names[i]);
-      }
-    }
-    return v;
-  }();
-  return backends;
-}
-
-TensorBuffer upload_to(Backend& b, const std::vector<float>& host, Shape shape, DType dtype) {
-  TensorBuffer t = b.alloc(dtype, shape);
-  b.upload(host.data(), DType::kF32, t);
-  return t;
-}
-TensorBuffer upload_i32_to(Backend& b, const std::vector<int32_t>& host, Shape shape) {
-  TensorBuffer t = b.alloc(DType::kI32, shape);
-  b.upload(host.data(), DType::kI32, t);
-  return t;
-}
-
-// Relative L2 error of `got` on backend b against the CPU result; non-finite values fail.
-double rel_to(const std::vector<float>& want, Backend& b, const Tensor& got) {
-  std::vector<float> g(want.size());
-  b.download_f32(got, g.data());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    if (!std::isfinite(g[i])) return 1e9;
-    num += (static_cast<double>(g[i]) - want[i]) * (static_cast<double>(g[i]) - want[i]);
-    den += static_cast<double>(want[i]) * want[i];
-  }
-  return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
-}
-
 // max_kv_bound > 0 replaces the host-known max_kv_len (and widens the block tables to match).
-void run_paged(const Heads& hs, const std::vector<Seq>& seqs, int64_t bs, uint64_t seed, int64_t max_kv_bound = 0) {
-  const int64_t s = static_cast<int64_t>(seqs.size());
-  int64_t max_kv = 0, max_q = 0, rows = 0, max_blocks = 0;
+PagedCase make_paged(const Heads& hs, const std::vector<Seq>& seqs, int64_t bs, uint64_t seed, int64_t max_kv_bound) {
+  PagedCase c;
+  c.hs = hs;
+  c.s = static_cast<int64_t>(seqs.size());
+  c.bs = bs;
+  int64_t total_blocks = 0;
   for (const auto& q : seqs) {
-    max_kv = std::max(max_kv, q.kv_len);
-    max_q = std::max(max_q, q.q_len);
-    rows += q.q_len;
-    max_blocks = std::max(max_blocks, (q.kv_len + bs - 1) / bs);
+    c.max_kv = std::max(c.max_kv, q.kv_len);
+    c.max_q = std::max(c.max_q, q.q_len);
+    c.rows += q.q_len;
+    c.max_blocks = std::max(c.max_blocks, (q.kv_len + bs - 1) / bs);
+    total_blocks += (q.kv_len + bs - 1) / bs;
   }
-  const int64_t used_blocks = max_blocks;
   if (max_kv_bound > 0) {
-    max_kv = max_kv_bound;
-    max_blocks = (max_kv_bound + bs - 1) / bs;
+    c.max_kv = max_kv_bound;
+    c.max_blocks = (max_kv_bound + bs - 1) / bs;
   }
-  const int64_t num_blocks = used_blocks * s + 3;
-  std::vector<int32_t> ids(static_cast<size_t>(num_blocks));
+  // Only the blocks the sequences use (+ 3 unused), in shuffled order.
+  c.num_blocks = total_blocks + 3;
+  std::vector<int32_t> ids(static_cast<size_t>(c.num_blocks));
   std::iota(ids.begin(), ids.end(), 0);
   std::shuffle(ids.begin(), ids.end(), std::mt19937_64(seed));
-  std::vector<int32_t> tables(static_cast<size_t>(s * max_blocks), 0), q_start{0}, kv_len;
-  for (int64_t i = 0; i < s; ++i) {
-    for (int64_t b = 0; b < (seqs[i].kv_len + bs - 1) / bs; ++b) tables[i * max_blocks + b] = ids[i * used_blocks + b];
-    q_start.push_back(q_start.back() + static_cast<int32_t>(seqs[i].q_len));
-    kv_len.push_back(static_cast<int32_t>(seqs[i].kv_len));
+  c.tables.assign(static_cast<size_t>(c.s * c.max_blocks), 0);
+  size_t next = 0;
+  for (int64_t i = 0; i < c.s; ++i) {
+    for (int64_t b = 0; b < (seqs[i].kv_len + bs - 1) / bs; ++b) c.tables[i * c.max_blocks + b] = ids[next++];
+    c.q_start.push_back(c.q_start.back() + static_cast<int32_t>(seqs[i].q_len));
+    c.kv_len.push_back(static_cast<int32_t>(seqs[i].kv_len));
   }
-  const Shape cache{num_blocks, bs, hs.hkv, hs.hd}, qs{rows, hs.h, hs.hd};
-  const std::vector<float> kc = random_bf16(cache.numel(), seed + 1), vc = random_bf16(cache.numel(), seed + 2);
-  const std::vector<float> q = random_bf16(qs.numel(), seed + 3, 2.0f);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hs.hd));
-  // The op on backend b (F32 tensors on the CPU, BF16 on CUDA); returns its output.
-  auto run = [&](Backend& b, DType dtype) {
-    TensorBuffer tq = upload_to(b, q, qs, dtype), tk = upload_to(b, kc, cache, dtype);
-    TensorBuffer tv = upload_to(b, vc, cache, dtype), out = b.alloc(dtype, qs);
-    TensorBuffer ts = upload_i32_to(b, q_start, {s + 1}), tl = upload_i32_to(b, kv_len, {s});
-    TensorBuffer tt = upload_i32_to(b, tables, {s, max_blocks});
-    b.paged_attention({.q = tq, .k_cache = tk, .v_cache = tv, .q_start = ts, .kv_len = tl, .block_tables = tt,
-                       .out = out, .scale = scale, .num_seqs = s, .max_kv_len = max_kv, .max_q_len = max_q});
-    return out;
+  const int64_t cache = c.num_blocks * bs * hs.hkv * hs.hd;
+  c.k = random_bf16(static_cast<size_t>(cache), seed + 1);
+  c.v = random_bf16(static_cast<size_t>(cache), seed + 2);
+  c.q = random_bf16(static_cast<size_t>(c.rows * hs.h * hs.hd), seed + 3, 2.0f);
+  return c;
+}
+
+// The case's tensors on one backend (f32 on the CPU, bf16 on CUDA).
+struct PagedTensors {
+  TensorBuffer q, kc, vc, qs, kl, bt, out;
+  PagedAttentionParams params(const PagedCase& c) const {
+    return {.q = q, .k_cache = kc, .v_cache = vc, .q_start = qs, .kv_len = kl, .block_tables = bt, .out = out,
+            .scale = 1.0f / std::sqrt(static_cast<float>(c.hs.hd)), .num_seqs = c.s, .max_kv_len = c.max_kv,
+            .max_q_len = c.max_q};
+  }
+};
+PagedTensors upload_paged(Backend& b, const PagedCase& c) {
+  const DType dt = b.activation_dtype();
+  auto f = [&](const std::vector<float>& host, Shape shape) {
+    TensorBuffer t = b.alloc(dt, shape);
+    b.upload(host.data(), DType::kF32, t);
+    return t;
   };
-  std::vector<float> want(static_cast<size_t>(qs.numel()));
-  {
-    TensorBuffer out = run(cpu(), DType::kF32);
-    cpu().download_f32(out, want.data());
-  }
-  for (const AttnBackend& g : attn_backends()) {
-    TensorBuffer out = run(*g.backend, DType::kBF16);
-    EXPECT_LE(rel_to(want, *g.backend, out), kOpTolerance)
-        << g.name << ": H " << hs.h << " Hkv " << hs.hkv << " hd " << hs.hd << " seqs " << s << " max_q " << max_q
-        << " max_kv " << max_kv << " bs " << bs;
+  auto i32 = [&](const std::vector<int32_t>& host, Shape shape) {
+    TensorBuffer t = b.alloc(DType::kI32, shape);
+    b.upload(host.data(), DType::kI32, t);
+    return t;
+  };
+  const Shape cache{c.num_blocks, c.bs, c.hs.hkv, c.hs.hd}, rows{c.rows, c.hs.h, c.hs.hd};
+  return {f(c.q, rows), f(c.k, cache), f(c.v, cache), i32(c.q_start, {c.s + 1}), i32(c.kv_len, {c.s}),
+          i32(c.tables, {c.s, c.max_blocks}), b.alloc(dt, rows)};
+}
+
+std::vector<float> cpu_paged(const PagedCase& c) {
+  const PagedTensors t = upload_paged(cpu(), c);
+  cpu().paged_attention(t.params(c));
+  return download(cpu(), t.out);
+}
+
+void run_paged(const Heads& hs, const std::vector<Seq>& seqs, int64_t bs, uint64_t seed, int64_t max_kv_bound = 0) {
+  const PagedCase c = make_paged(hs, seqs, bs, seed, max_kv_bound);
+  const std::vector<float> want = cpu_paged(c);
+  for (const Variant& var : variants()) {
+    const PagedTensors t = upload_paged(*var.backend, c);
+    var.backend->paged_attention(t.params(c));
+    EXPECT_LE(rel_error(want, download(*var.backend, t.out)), kOpTolerance)
+        << var.name << ": H " << hs.h << " Hkv " << hs.hkv << " hd " << hs.hd << " seqs " << c.s << " max_q "
+        << c.max_q << " max_kv " << c.max_kv << " bs " << bs;
   }
 }
 
@@ -195,6 +201,13 @@ TEST(CudaAttention, PagedPrefillSplits) {
   run_paged({4, 1, 64}, {{16, 3000}}, 4, 24);
 }
 
+// Prefill launches sized for a larger max_kv_len than the sequences have: many splits hold no keys.
+TEST(CudaAttention, PagedPrefillLargerBound) {
+  SKIP_WITHOUT_CUDA();
+  run_paged({32, 8, 128}, {{40, 300}}, 16, 13, 4096);
+  run_paged({16, 2, 64}, {{33, 100}, {1, 7}}, 16, 14, 16384);
+}
+
 // Launch sized for max_kv_len = 32768 (a graph captured at the cache capacity); the kernels must
 // take the real kv_len from the device and ignore the splits past it.
 TEST(CudaAttention, PagedDecodeLargerBound) {
@@ -203,13 +216,81 @@ TEST(CudaAttention, PagedDecodeLargerBound) {
   run_paged({32, 8, 128}, {{1, 5}, {1, 1030}, {1, 16}}, 16, 10, 32768);
   run_paged({32, 8, 128}, {{1, 4097}}, 16, 11, 8192);
   run_paged({8, 8, 64}, {{1, 40}, {1, 600}}, 16, 12, 4096);
+  run_paged({32, 8, 128}, {{1, 1}}, 16, 13, 32768);
 }
 
-// Prefill launches sized for a larger max_kv_len than the sequences have: many splits hold no keys.
-TEST(CudaAttention, PagedPrefillLargerBound) {
+// 64 decode rows at mixed contexts (1..2000), as a batched decode step: launch sized for the
+// longest and for the cache capacity.
+TEST(CudaAttention, PagedDecodeBatch64) {
   SKIP_WITHOUT_CUDA();
-  run_paged({32, 8, 128}, {{40, 300}}, 16, 13, 4096);
-  run_paged({16, 2, 64}, {{33, 100}, {1, 7}}, 16, 14, 16384);
+  std::vector<Seq> seqs;
+  std::mt19937 rng(64);
+  for (int i = 0; i < 64; ++i) seqs.push_back({1, 1 + static_cast<int64_t>(rng() % 2000)});
+  seqs[0].kv_len = 1;
+  seqs[1].kv_len = 2000;
+  seqs[2].kv_len = 64;
+  seqs[3].kv_len = 16;
+  run_paged({32, 8, 128}, seqs, 16, 20);
+  run_paged({32, 8, 128}, seqs, 16, 21, 32768);
+  run_paged({8, 8, 64}, seqs, 4, 22);
+}
+
+// One sequence of 32k keys (the decode kernel's full split count), and one whose length is an
+// exact multiple of 33 splits of 992 keys.
+TEST(CudaAttention, PagedDecode32k) {
+  SKIP_WITHOUT_CUDA();
+  run_paged({32, 8, 128}, {{1, 32768}}, 16, 30, 32768);
+  run_paged({32, 8, 128}, {{1, 32736}}, 16, 31, 32768);
+}
+
+// kv_len at and around the warp tile (16), the block's tile row (64 = the shortest split), the
+// block size, a 33-way split of 64 keys (2112), and 4k; block sizes 16 and 4; launches sized for
+// the context and for 32k.
+TEST(CudaAttention, PagedDecodeBoundaries) {
+  SKIP_WITHOUT_CUDA();
+  uint64_t seed = 40;
+  for (int64_t kv : {1, 2, 15, 16, 17, 63, 64, 65, 127, 128, 129, 1008, 1024, 1025, 2111, 2112, 2113, 4095, 4096})
+    for (int64_t bs : {4, 16})
+      for (int64_t bound : {int64_t{0}, int64_t{32768}}) run_paged({32, 8, 128}, {{1, kv}}, bs, ++seed, bound);
+}
+
+// Several query rows per sequence that still fit one m16 tile (rows × group <= 16): the decode
+// kernel's causal mask inside the tile; a row that sees no key at all (q_len 2 over kv_len 1).
+TEST(CudaAttention, PagedDecodeKernelMultiRow) {
+  SKIP_WITHOUT_CUDA();
+  run_paged({32, 8, 128}, {{4, 700}, {1, 33}, {2, 2}, {3, 3}}, 16, 50);
+  run_paged({32, 8, 128}, {{4, 700}, {1, 33}}, 16, 51, 32768);
+  run_paged({8, 8, 64}, {{16, 16}, {16, 900}, {7, 300}}, 16, 52);
+  run_paged({16, 2, 64}, {{2, 500}, {1, 1}, {2, 1}}, 4, 53);
+  run_paged({16, 2, 128}, {{2, 3000}, {2, 2}}, 16, 54, 32768);
+}
+
+// The decode kernel inside a CUDA graph captured at the cache capacity, replayed for several
+// contexts (new kv_len uploaded in place between replays): the split counters must start from
+// zero on every replay.
+TEST(CudaAttention, PagedDecodeGraphReplay) {
+  SKIP_WITHOUT_CUDA();
+  Backend& g = *variants()[0].backend;
+  const std::vector<std::vector<Seq>> steps = {{{1, 4096}, {1, 1}, {1, 700}},
+                                               {{1, 65}, {1, 64}, {1, 2000}},
+                                               {{1, 4000}, {1, 3}, {1, 128}},
+                                               {{1, 4000}, {1, 3}, {1, 128}}};
+  // One cache and table layout serves every step: lay it out for the longest context per sequence.
+  PagedCase c = make_paged({32, 8, 128}, {{1, 4096}, {1, 4096}, {1, 4096}}, 16, 60, 4096);
+  const PagedTensors t = upload_paged(g, c);
+  g.paged_attention(t.params(c));  // warm-up: attributes, workspace and counters outside capture
+  g.synchronize();
+  g.begin_capture();
+  g.paged_attention(t.params(c));
+  std::unique_ptr<Graph> graph = g.end_capture();
+  ASSERT_NE(graph, nullptr);
+  for (const auto& step : steps) {
+    for (size_t i = 0; i < step.size(); ++i) c.kv_len[i] = static_cast<int32_t>(step[i].kv_len);
+    g.upload(c.kv_len.data(), DType::kI32, t.kl);
+    graph->replay();
+    EXPECT_LE(rel_error(cpu_paged(c), download(g, t.out)), kOpTolerance)
+        << "kv_len " << c.kv_len[0] << ", " << c.kv_len[1] << ", " << c.kv_len[2];
+  }
 }
 
 void run_varlen(int64_t h, int64_t hd, const std::vector<int32_t>& lens, uint64_t seed) {
@@ -224,24 +305,25 @@ void run_varlen(int64_t h, int64_t hd, const std::vector<int32_t>& lens, uint64_
   const std::vector<float> q = random_bf16(shape.numel(), seed, 2.0f), k = random_bf16(shape.numel(), seed + 1);
   const std::vector<float> v = random_bf16(shape.numel(), seed + 2);
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  auto run = [&](Backend& b, DType dtype) {
-    TensorBuffer tq = upload_to(b, q, shape, dtype), tk = upload_to(b, k, shape, dtype);
-    TensorBuffer tv = upload_to(b, v, shape, dtype), out = b.alloc(dtype, shape);
-    TensorBuffer tc = upload_i32_to(b, cu, {segs + 1});
+  // The op on backend b (F32 tensors on the CPU, BF16 on CUDA); returns its output.
+  auto run = [&](Backend& b) {
+    const DType dt = b.activation_dtype();
+    auto f = [&](const std::vector<float>& host) {
+      TensorBuffer t = b.alloc(dt, shape);
+      b.upload(host.data(), DType::kF32, t);
+      return t;
+    };
+    TensorBuffer tq = f(q), tk = f(k), tv = f(v), out = b.alloc(dt, shape);
+    TensorBuffer tc = b.alloc(DType::kI32, {segs + 1});
+    b.upload(cu.data(), DType::kI32, tc);
     b.varlen_attention({.q = tq, .k = tk, .v = tv, .cu_seqlens = tc, .out = out, .scale = scale,
                         .num_segments = segs, .max_seqlen = max_len});
-    return out;
+    return download(b, out);
   };
-  std::vector<float> want(static_cast<size_t>(shape.numel()));
-  {
-    TensorBuffer out = run(cpu(), DType::kF32);
-    cpu().download_f32(out, want.data());
-  }
-  for (const AttnBackend& g : attn_backends()) {
-    TensorBuffer out = run(*g.backend, DType::kBF16);
-    EXPECT_LE(rel_to(want, *g.backend, out), kOpTolerance)
-        << g.name << ": H " << h << " hd " << hd << " segments " << segs << " max_len " << max_len;
-  }
+  const std::vector<float> want = run(cpu());
+  for (const Variant& var : variants())
+    EXPECT_LE(rel_error(want, run(*var.backend)), kOpTolerance)
+        << var.name << ": H " << h << " hd " << hd << " segments " << segs << " max_len " << max_len;
 }
 
 TEST(CudaAttention, VarlenSegments) {

@@ -100,16 +100,6 @@ TEST(CudaConformance, MatmulGemvWarpsPerColumn) {
 // composition of the unfused ops, on backends with each GEMV launch choice (warps per column,
 // resident blocks, x staged or read through L1, programmatic dependent launch on/off). M > 8 and
 // odd K take the composition on the device too.
-struct EnvCase {
-  const char* name;
-  const char* value;
-};
-std::unique_ptr<Backend> cuda_with(const EnvCase& e) {
-  if (e.name != nullptr) setenv(e.name, e.value, 1);
-  std::unique_ptr<Backend> g = std::move(make_cuda_backend(0)).value();
-  if (e.name != nullptr) unsetenv(e.name);
-  return g;
-}
 constexpr EnvCase kGemvVariants[] = {{nullptr, nullptr},
                                      {"PIXTRAL_CUDA_GEMV_WPC", "1"},
                                      {"PIXTRAL_CUDA_GEMV_WPC", "2"},

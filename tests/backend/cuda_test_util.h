@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <random>
 #include <vector>
@@ -55,22 +56,42 @@ inline Both upload_i32_both(const std::vector<int32_t>& host, Shape shape) {
 }
 inline Both zeros_both(Shape shape) { return {cpu().alloc(DType::kF32, shape), gpu().alloc(DType::kBF16, shape)}; }
 
-// Relative L2 error of the CUDA result against the CPU one; fails on NaN/Inf.
-inline double rel_error(const Both& b) {
-  const size_t n = static_cast<size_t>(b.c.tensor().numel());
-  std::vector<float> c(n), g(n);
-  cpu().download_f32(b.c, c.data());
-  gpu().download_f32(b.g, g.data());
+// Relative L2 error ‖got − want‖ / ‖want‖; fails on NaN/Inf in got.
+inline double rel_error(const std::vector<float>& want, const std::vector<float>& got) {
+  EXPECT_EQ(want.size(), got.size());
   double num = 0, den = 0;
-  for (size_t i = 0; i < n; ++i) {
-    if (!std::isfinite(g[i])) {
+  for (size_t i = 0; i < want.size() && i < got.size(); ++i) {
+    if (!std::isfinite(got[i])) {
       ADD_FAILURE() << "non-finite CUDA value at " << i;
       return 1e9;
     }
-    num += (static_cast<double>(g[i]) - c[i]) * (static_cast<double>(g[i]) - c[i]);
-    den += static_cast<double>(c[i]) * c[i];
+    num += (static_cast<double>(got[i]) - want[i]) * (static_cast<double>(got[i]) - want[i]);
+    den += static_cast<double>(want[i]) * want[i];
   }
   return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
+}
+
+// A float tensor of backend b as host f32.
+inline std::vector<float> download(Backend& b, const Tensor& t) {
+  std::vector<float> host(static_cast<size_t>(t.numel()));
+  b.download_f32(t, host.data());
+  return host;
+}
+
+// Relative L2 error of the CUDA result against the CPU one; fails on NaN/Inf.
+inline double rel_error(const Both& b) { return rel_error(download(cpu(), b.c), download(gpu(), b.g)); }
+
+// A CUDA backend made with `name` = `value` in the environment (its switches are read at
+// construction); name == nullptr: the defaults.
+struct EnvCase {
+  const char* name;
+  const char* value;
+};
+inline std::unique_ptr<Backend> cuda_with(const EnvCase& e) {
+  if (e.name != nullptr) setenv(e.name, e.value, 1);
+  std::unique_ptr<Backend> g = std::move(make_cuda_backend(0)).value();
+  if (e.name != nullptr) unsetenv(e.name);
+  return g;
 }
 
 constexpr double kOpTolerance = 1e-2;

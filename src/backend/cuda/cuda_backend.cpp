@@ -72,6 +72,12 @@ CudaBackend::CudaBackend(int device) : device_(device) {
     PX_CHECK_MSG(attn_.prefill_warps == 0 || attn_.prefill_warps == 4 || attn_.prefill_warps == 8,
                  "PIXTRAL_CUDA_ATTN_WARPS is 0, 4 or 8");
   }
+  // Decode-shaped paged attention on the decode kernel ("new") or the flash kernel + combine
+  // ("old"), to compare and test both.
+  if (const char* v = std::getenv("PIXTRAL_CUDA_DECODE_ATTN"); v != nullptr) {
+    PX_CHECK_MSG(std::strcmp(v, "old") == 0 || std::strcmp(v, "new") == 0, "PIXTRAL_CUDA_DECODE_ATTN is old or new");
+    decode_kernel_ = std::strcmp(v, "new") == 0;
+  }
 }
 
 std::optional<std::pair<int64_t, int64_t>> CudaBackend::memory_info() const {
@@ -85,6 +91,7 @@ CudaBackend::~CudaBackend() {
   cudaStreamSynchronize(stream_);
   for (void* p : retired_ws_) cudaFreeAsync(p, stream_);
   if (split_ws_ != nullptr) cudaFreeAsync(split_ws_, stream_);
+  if (counters_ != nullptr) cudaFreeAsync(counters_, stream_);
   cudaStreamSynchronize(stream_);
   for (auto& [key, plan] : plans_) {
     cublasLtMatrixLayoutDestroy(plan.a);
@@ -133,6 +140,18 @@ float* CudaBackend::split_workspace(size_t bytes) {
   split_ws_bytes_ = std::max<size_t>({bytes, 2 * split_ws_bytes_, size_t{4} << 20});
   CUDA_CHECK(cudaMallocAsync(&split_ws_, split_ws_bytes_, stream_));
   return static_cast<float*>(split_ws_);
+}
+
+uint32_t* CudaBackend::decode_counters(size_t count) {
+  if (count <= counters_count_) return static_cast<uint32_t*>(counters_);
+  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+  CUDA_CHECK(cudaStreamIsCapturing(stream_, &capturing));
+  if (capturing != cudaStreamCaptureStatusNone) return nullptr;
+  if (counters_ != nullptr) retired_ws_.push_back(counters_);
+  counters_count_ = std::max<size_t>({count, 2 * counters_count_, size_t{4096}});
+  CUDA_CHECK(cudaMallocAsync(&counters_, counters_count_ * sizeof(uint32_t), stream_));
+  CUDA_CHECK(cudaMemsetAsync(counters_, 0, counters_count_ * sizeof(uint32_t), stream_));
+  return static_cast<uint32_t*>(counters_);
 }
 
 int CudaBackend::next_slot() {

@@ -84,11 +84,18 @@ class CudaBackend final : public Backend {
   // before a capture sizes it), so a decode step pays no allocation per layer. Returns nullptr
   // when it would have to grow during a capture: the caller then takes a scratch allocation.
   float* split_workspace(size_t bytes);
+  // The decode attention kernel's per-(sequence, KV head) counters: persistent, zeroed when
+  // allocated (every launch leaves them zero), grown outside capture like split_workspace.
+  uint32_t* decode_counters(size_t count);
   void attention_with_workspace(const cuda::AttentionArgs& a);
+  // Decode-shaped paged calls on the decode kernel (cuda_attention_decode.cu); false when the call
+  // does not fit it or PIXTRAL_CUDA_DECODE_ATTN=old.
+  bool decode_attention(const cuda::AttentionArgs& a);
 
   int device_ = 0;
   int num_sms_ = 0;
   bool use_gemv_ = true;
+  bool decode_kernel_ = true;  // PIXTRAL_CUDA_DECODE_ATTN: "new" (default) or "old" (the flash kernel)
   cuda::GemvTuning gemv_;  // PIXTRAL_CUDA_GEMV_WPC / _BLOCKS / _STAGE / _PREFETCH, PIXTRAL_CUDA_PDL
   cuda::AttentionTuning attn_;  // PIXTRAL_CUDA_ATTN, PIXTRAL_CUDA_ATTN_WARPS
   cudaStream_t stream_ = nullptr;
@@ -100,6 +107,8 @@ class CudaBackend final : public Backend {
   int staging_next_ = 0;
   void* split_ws_ = nullptr;
   size_t split_ws_bytes_ = 0;
+  void* counters_ = nullptr;
+  size_t counters_count_ = 0;
   // Outgrown workspaces stay allocated until destruction: graphs captured earlier point at them.
   std::vector<void*> retired_ws_;
   cuda::PersistentWorkspace sample_ws_;  // the sample op's penalised rows

@@ -127,12 +127,32 @@ void CudaBackend::paged_attention(const PagedAttentionParams& p) {
 }
 
 void CudaBackend::attention_with_workspace(const cuda::AttentionArgs& a) {
+  if (decode_attention(a)) return;
   const size_t bytes = static_cast<size_t>(cuda::attention_workspace_floats(a, attn_, num_sms_)) * 4;
   float* workspace = bytes > 0 ? split_workspace(bytes) : nullptr;
   const bool temporary = bytes > 0 && workspace == nullptr;
   if (temporary) workspace = static_cast<float*>(scratch(bytes));
   cuda::launch_attention(a, attn_, workspace, num_sms_, stream_);
   if (temporary) free_scratch(workspace);
+}
+
+bool CudaBackend::decode_attention(const cuda::AttentionArgs& a) {
+  if (!decode_kernel_ || !cuda::decode_attention_fits(a)) return false;
+  const size_t bytes = static_cast<size_t>(cuda::decode_attention_workspace_floats(a, num_sms_)) * 4;
+  const size_t count = bytes > 0 ? static_cast<size_t>(cuda::decode_attention_counters(a)) : 0;
+  float* workspace = bytes > 0 ? split_workspace(bytes) : nullptr;
+  uint32_t* counters = count > 0 ? decode_counters(count) : nullptr;
+  // Growing during a capture: stream-ordered temporaries (the counters zeroed in the graph).
+  const bool temp_workspace = bytes > 0 && workspace == nullptr, temp_counters = count > 0 && counters == nullptr;
+  if (temp_workspace) workspace = static_cast<float*>(scratch(bytes));
+  if (temp_counters) {
+    counters = static_cast<uint32_t*>(scratch(count * sizeof(uint32_t)));
+    CUDA_CHECK(cudaMemsetAsync(counters, 0, count * sizeof(uint32_t), stream_));
+  }
+  cuda::launch_decode_attention(a, workspace, counters, num_sms_, gemv_.pdl, stream_);
+  if (temp_workspace) free_scratch(workspace);
+  if (temp_counters) free_scratch(counters);
+  return true;
 }
 
 void CudaBackend::varlen_attention(const VarlenAttentionParams& p) {

@@ -158,4 +158,16 @@ int64_t attention_workspace_floats(const AttentionArgs& a, const AttentionTuning
 void launch_attention(const AttentionArgs& a, const AttentionTuning& t, float* workspace, int num_sms,
                       cudaStream_t s);
 
+// ---- cuda_attention_decode.cu ---------------------------------------------------------------
+// The decode kernel for paged calls with max_q_len · group <= 16, head_dim 64/128 and 16-byte
+// aligned q/k/v/out (decode_attention_fits). It merges its key splits itself: workspace holds
+// decode_attention_workspace_floats f32 partials (nullptr when 0); counters holds
+// decode_attention_counters u32 that must be zero before the first launch and are left zero by
+// every launch. pdl: launched with programmatic stream serialization (griddepcontrol.wait first).
+bool decode_attention_fits(const AttentionArgs& a);
+int64_t decode_attention_workspace_floats(const AttentionArgs& a, int num_sms);
+int64_t decode_attention_counters(const AttentionArgs& a);
+void launch_decode_attention(const AttentionArgs& a, float* workspace, uint32_t* counters, int num_sms, bool pdl,
+                             cudaStream_t s);
+
 }  // namespace pixtral::backend::cuda
