@@ -124,7 +124,10 @@ struct PagedAttentionParams {
   Tensor q;             // [T, H, hd]
   Tensor k_cache;       // [num_blocks, block_size, Hkv, hd]
   Tensor v_cache;       // [num_blocks, block_size, Hkv, hd]
-  Tensor q_start;       // I32 [S + 1]
+  // I32 [S + 1]: sequence s has the rows [q_start[s], q_start[s+1]) of q and out (absolute, so one
+  // step's rows can be split over several calls); rows outside [q_start[0], q_start[S]) are left
+  // as they are.
+  Tensor q_start;
   Tensor kv_len;        // I32 [S]
   Tensor block_tables;  // I32 [S, max_blocks_per_seq]
   Tensor out;           // [T, H, hd]

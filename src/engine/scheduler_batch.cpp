@@ -18,7 +18,11 @@ Result<model::DecoderBatch> build_decoder_batch(const DecoderBatchParams& params
     model::SequenceChunk out{.token_ids = {begin, begin + chunk.num_tokens}, .start_pos = chunk.start_pos};
     out.block_table.reserve(chunk.block_table.size());
     for (BlockId block : chunk.block_table) out.block_table.push_back(block.value);
-    if (std::find(out.token_ids.begin(), out.token_ids.end(), image_token_id) != out.token_ids.end()) {
+    // Only prompt tokens can be images: a generated [IMG] id is an ordinary token.
+    out.image_token_limit = seq->num_prompt_tokens();
+    const int64_t prompt_part = std::clamp<int64_t>(seq->num_prompt_tokens() - chunk.start_pos, 0, chunk.num_tokens);
+    if (std::find(out.token_ids.begin(), out.token_ids.begin() + prompt_part, image_token_id) !=
+        out.token_ids.begin() + prompt_part) {
       if (params.image_features) out.image_embeds = params.image_features(chunk.seq);
       if (out.image_embeds.empty())
         return invalid_argument("sequence " + std::to_string(chunk.seq.value) +

@@ -17,6 +17,9 @@ struct SequenceChunk {
   // the feature row that the first [IMG] token of this chunk receives (spec/model.md §6).
   backend::Tensor image_embeds;
   int64_t image_row_begin = 0;
+  // Positions at or past this hold generated tokens: an [IMG] id there is an ordinary token (its
+  // embedding row), never an image row. The engine sets it to the prompt length.
+  int64_t image_token_limit = INT64_MAX;
   bool all_logits = false;  // logits for every row of the chunk; otherwise for its last row only
 };
 

@@ -33,7 +33,8 @@ Result<StepInputs> build_step_inputs(const DecoderBatch& batch, int64_t block_si
       in.token_ids.push_back(s.token_ids[i]);
       in.positions.push_back(static_cast<int32_t>(pos));
       in.slot_mapping.push_back(static_cast<int32_t>(s.block_table[pos / block_size] * block_size + pos % block_size));
-      if (s.token_ids[i] == image_token_id) scatter.dst_rows.push_back(static_cast<int32_t>(row));
+      if (s.token_ids[i] == image_token_id && pos < s.image_token_limit)
+        scatter.dst_rows.push_back(static_cast<int32_t>(row));
       if (s.all_logits || i == q_len - 1) in.logit_rows.push_back(static_cast<int32_t>(row));
     }
     if (!scatter.dst_rows.empty()) {
@@ -47,6 +48,7 @@ Result<StepInputs> build_step_inputs(const DecoderBatch& batch, int64_t block_si
     in.kv_len.push_back(static_cast<int32_t>(kv_len));
     in.max_kv_len = std::max(in.max_kv_len, kv_len);
     in.max_q_len = std::max(in.max_q_len, q_len);
+    if (q_len == 1 && in.num_decode_seqs == si) ++in.num_decode_seqs;
   }
   in.num_tokens = static_cast<int64_t>(in.token_ids.size());
   return in;

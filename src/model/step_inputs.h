@@ -16,6 +16,7 @@ struct StepInputs {
   int64_t max_kv_len = 0;
   int64_t max_q_len = 0;
   int64_t max_blocks_per_seq = 0;
+  int64_t num_decode_seqs = 0;         // leading sequences with one new token (decodes come first)
   std::vector<int32_t> token_ids;      // [T]
   std::vector<int32_t> positions;      // [T]
   std::vector<int32_t> slot_mapping;   // [T]

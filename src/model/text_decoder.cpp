@@ -25,6 +25,24 @@ Status TextDecoder::check_tokens(const StepInputs& in) const {
   return Status::ok();
 }
 
+// A mixed step's decode rows in the many-rows (prefill) kernel would each fill a 128-pair tile with
+// 4 pairs and stream their whole context through it; apart, they take the decode kernel. q_start
+// stays absolute (q and out are the whole step's), so the second call reads the chunks' rows.
+void TextDecoder::attend(backend::Backend& b, const StepTensors& t, const Tensor& q, const Tensor& out, KvCache& cache,
+                         size_t layer) const {
+  const float scale = 1.0f / std::sqrt(static_cast<float>(config_.text.head_dim));
+  const int64_t d = t.num_decode_seqs, s = t.num_seqs;
+  auto call = [&](int64_t first, int64_t end, int64_t max_q_len) {
+    b.paged_attention({.q = q, .k_cache = cache.k[layer], .v_cache = cache.v[layer],
+                       .q_start = t.q_start.rows(first, end + 1), .kv_len = t.kv_len.rows(first, end),
+                       .block_tables = t.block_tables.rows(first, end), .out = out, .scale = scale,
+                       .num_seqs = end - first, .max_kv_len = t.max_kv_len, .max_q_len = max_q_len});
+  };
+  if (d == 0 || d == s || t.max_q_len == 1) return call(0, s, t.max_q_len);
+  call(0, d, 1);
+  call(d, s, t.max_q_len);
+}
+
 void TextDecoder::compute(backend::Backend& b, const StepTensors& t, const std::vector<ImageScatterTensors>& images,
                           KvCache& cache) const {
   const auto& c = config_.text;
@@ -34,7 +52,6 @@ void TextDecoder::compute(backend::Backend& b, const StepTensors& t, const std::
   for (const auto& img : images) b.scatter_rows({.src = img.src, .index = img.dst, .dst = t.x});
 
   const float eps = static_cast<float>(c.norm_eps), theta = static_cast<float>(c.rope_theta);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const BlockTensors& s = t.block;
   for (size_t l = 0; l < weights_.layers.size(); ++l) {
     const auto& layer = weights_.layers[l];
@@ -42,9 +59,7 @@ void TextDecoder::compute(backend::Backend& b, const StepTensors& t, const std::
     // ref: §7 — RMSNorm, q/k/v projections, 1D RoPE (interleaved pairs), K/V into the paged cache.
     b.qkv_rope({.x = t.x, .norm_weight = layer.attention_norm, .w_qkv = layer.wqkv, .pos = t.positions, .q = q,
                 .k_cache = cache.k[l], .v_cache = cache.v[l], .slot_mapping = t.slots, .eps = eps, .theta = theta});
-    b.paged_attention({.q = q, .k_cache = cache.k[l], .v_cache = cache.v[l], .q_start = t.q_start,
-                       .kv_len = t.kv_len, .block_tables = t.block_tables, .out = s.attn.reshape({n, h, hd}),
-                       .scale = scale, .num_seqs = t.num_seqs, .max_kv_len = t.max_kv_len, .max_q_len = t.max_q_len});
+    attend(b, t, q, s.attn.reshape({n, h, hd}), cache, l);
     attention_output(b, layer, t.x, s);
     ffn(b, layer, t.x, eps, s);
   }
@@ -77,7 +92,7 @@ Result<TensorBuffer> TextDecoder::forward(backend::Backend& b, const DecoderBatc
     images.push_back({feats.rows(img.src_begin, img.src_begin + count), dst_rows.back()});
   }
   const StepTensors t{ids, positions, slots, q_start, kv_len, tables, rows, x, scratch.view(n), selected, logits,
-                      in.num_seqs, in.max_kv_len, in.max_q_len};
+                      in.num_seqs, in.max_kv_len, in.max_q_len, in.num_decode_seqs};
   compute(b, t, images, cache);
   return logits;
 }

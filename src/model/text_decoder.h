@@ -27,6 +27,7 @@ struct StepTensors {
   backend::Tensor selected;                  // [R, D]
   backend::Tensor logits;                    // [R, V]
   int64_t num_seqs = 0, max_kv_len = 0, max_q_len = 0;
+  int64_t num_decode_seqs = 0;  // leading sequences with one row: attended apart from the chunks
 };
 
 // Image rows to place before the first layer: src rows go to the batch rows in `dst` (I32 [N]).
@@ -46,6 +47,11 @@ class TextDecoder {
   // it can be recorded as a graph.
   void compute(backend::Backend& b, const StepTensors& t, const std::vector<ImageScatterTensors>& images,
                KvCache& cache) const;
+
+  // Paged attention of one layer: one call, or (decode rows ahead of prefill chunks) one call for
+  // the decode rows and one for the chunks, so each takes the kernel made for its shape.
+  void attend(backend::Backend& b, const StepTensors& t, const backend::Tensor& q, const backend::Tensor& out,
+              KvCache& cache, size_t layer) const;
 
   // Validates token ids against the vocabulary.
   Status check_tokens(const StepInputs& in) const;

@@ -208,6 +208,41 @@ TEST(CudaAttention, PagedPrefillLargerBound) {
   run_paged({16, 2, 64}, {{33, 100}, {1, 7}}, 16, 14, 16384);
 }
 
+// A step's decode rows and prefill chunks attended by two calls (the first d sequences, then the
+// others; q_start absolute), as the decoder does: every row equals one call over the whole batch,
+// and neither call touches the other's rows (the combine of a split prefill call included).
+void run_paged_split(const Heads& hs, const std::vector<Seq>& seqs, int64_t d, int64_t bs, uint64_t seed) {
+  const PagedCase c = make_paged(hs, seqs, bs, seed, 0);
+  const std::vector<float> want = cpu_paged(c);
+  auto two_calls = [&](Backend& b) {
+    const PagedTensors t = upload_paged(b, c);
+    auto part = [&](int64_t first, int64_t end, int64_t max_q) {
+      PagedAttentionParams p = t.params(c);
+      p.q_start = t.qs.tensor().rows(first, end + 1);
+      p.kv_len = t.kl.tensor().rows(first, end);
+      p.block_tables = t.bt.tensor().rows(first, end);
+      p.num_seqs = end - first;
+      p.max_q_len = max_q;
+      b.paged_attention(p);
+    };
+    part(0, d, 1);
+    part(d, c.s, c.max_q);
+    return download(b, t.out);
+  };
+  EXPECT_LE(rel_error(want, two_calls(cpu())), 1e-6) << "cpu, d " << d;
+  for (const Variant& var : variants())
+    EXPECT_LE(rel_error(want, two_calls(*var.backend)), kOpTolerance)
+        << var.name << ": H " << hs.h << " hd " << hs.hd << " seqs " << c.s << " d " << d << " bs " << bs;
+}
+
+TEST(CudaAttention, PagedDecodeRowsAndChunksInTwoCalls) {
+  SKIP_WITHOUT_CUDA();
+  run_paged_split({32, 8, 128}, {{1, 300}, {1, 40}, {1, 1000}, {64, 700}}, 3, 16, 70);
+  run_paged_split({16, 2, 64}, {{1, 5}, {33, 33}}, 1, 4, 71);
+  run_paged_split({32, 8, 128}, {{1, 2000}, {1, 3000}, {200, 3000}}, 2, 16, 72);  // split-KV + combine
+  run_paged_split({32, 8, 128}, {{1, 17}, {512, 4196}, {100, 100}}, 1, 16, 73);
+}
+
 // Launch sized for max_kv_len = 32768 (a graph captured at the cache capacity); the kernels must
 // take the real kv_len from the device and ignore the splits past it.
 TEST(CudaAttention, PagedDecodeLargerBound) {

@@ -20,6 +20,7 @@ TEST(StepInputs, LaysOutTwoSequencesThroughTheirBlockTables) {
   EXPECT_EQ(in->logit_rows, (std::vector<int32_t>{0, 1, 2, 3}));
   EXPECT_EQ(in->block_tables, (std::vector<int32_t>{3, 0, 1, 0}));
   EXPECT_EQ(in->max_kv_len, 6);
+  EXPECT_EQ(in->num_decode_seqs, 0);  // the decode row comes after a prefill chunk
 }
 
 TEST(StepInputs, ImageRowsAreScatteredInOrder) {
@@ -35,6 +36,18 @@ TEST(StepInputs, ImageRowsAreScatteredInOrder) {
   EXPECT_EQ(in->images[0].src_begin, 2);
   EXPECT_EQ(in->images[0].dst_rows, (std::vector<int32_t>{1, 2, 4}));
   EXPECT_EQ(in->logit_rows, (std::vector<int32_t>{5}));
+}
+
+// A generated [IMG] id (at or past image_token_limit) is an ordinary token: no image row, and
+// no features needed.
+TEST(StepInputs, GeneratedImageTokenIsAnOrdinaryToken) {
+  DecoderBatch batch;
+  batch.seqs.push_back({.token_ids = {10}, .start_pos = 6, .block_table = {0, 1}, .image_token_limit = 6});
+  auto in = build_step_inputs(batch, 4, 2, 10);
+  ASSERT_TRUE(in.is_ok()) << in.status().to_string();
+  EXPECT_TRUE(in->images.empty());
+  EXPECT_EQ(in->token_ids, (std::vector<int32_t>{10}));
+  EXPECT_EQ(in->num_decode_seqs, 1);
 }
 
 TEST(StepInputs, RejectsMalformedBatches) {

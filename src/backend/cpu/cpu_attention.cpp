@@ -48,13 +48,13 @@ void CpuBackend::paged_attention(const PagedAttentionParams& p) {
   const int32_t* tables = p.block_tables.as<int32_t>();
   const float* k_cache = p.k_cache.as<float>();
   const float* v_cache = p.v_cache.as<float>();
-  const int64_t total_rows = q_start[p.num_seqs];
+  const int64_t first_row = q_start[0], num_rows = q_start[p.num_seqs] - first_row;
 
   // One work item per (query row, head); find the row's sequence by a scan (S is small).
-  base::ThreadPool::global().parallel_for(total_rows * num_heads, [&](int64_t b, int64_t e) {
+  base::ThreadPool::global().parallel_for(num_rows * num_heads, [&](int64_t b, int64_t e) {
     std::vector<float> scores;
     for (int64_t item = b; item < e; ++item) {
-      const int64_t row = item / num_heads, head = item % num_heads;
+      const int64_t row = first_row + item / num_heads, head = item % num_heads;
       int64_t s = 0;
       while (q_start[s + 1] <= row) ++s;
       const int64_t q_len = q_start[s + 1] - q_start[s];

@@ -192,7 +192,7 @@ __global__ void __launch_bounds__(kCombineThreads)
   __shared__ float red[kCombineThreads / 32];
   const int64_t item = blockIdx.x, hd = a.head_dim, row = item / a.num_heads;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  if (row >= a.q_start[a.num_seqs]) return;
+  if (row < a.q_start[0] || row >= a.q_start[a.num_seqs]) return;  // another call's row
   int64_t lo = 0, hi = a.num_seqs - 1;  // the sequence of this row: last s with q_start[s] <= row
   while (lo < hi) {
     const int64_t mid = (lo + hi + 1) / 2;
