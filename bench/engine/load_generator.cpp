@@ -415,7 +415,8 @@ bool report_engine(const MetricsSnapshot& m) {
   row("Engine mean ITL (ms):", m.itl.mean_ms());
   row_int("Decode-only steps:", m.decode_step.total);
   row("Decode-only step, mean wall (ms):", m.decode_step.mean_ms());
-  row("  host before the launch (ms):", m.decode_host_before.mean_ms());
+  row("  host: schedule (ms):", m.decode_host_schedule.mean_ms());
+  row("  host: batch, uploads, launch (ms):", m.decode_host_launch.mean_ms());
   row("  host after the ids are back (ms):", m.decode_host_after.mean_ms());
   row_int("Steps with prefill or images:", m.mixed_step.total);
   row("Step with prefill or images, mean wall (ms):", m.mixed_step.mean_ms());

@@ -112,10 +112,10 @@ struct MetricsSnapshot {
   Histogram ttft, itl;
   // Wall time of the loop's steps (schedule, images, model, sampling, events): steps that only
   // decode (one token per sequence) and steps with prefill chunks or images. Of a decode-only
-  // step, the host time before the model's work is enqueued (schedule, batch, uploads, launch)
-  // and after the sampled ids are back (scheduler update, detokenizer, stop checks, events):
-  // the device idles during both.
-  Histogram decode_step, mixed_step, decode_host_before, decode_host_after;
+  // step, the host time before the model's work is enqueued (the schedule, then the model call:
+  // batch, uploads, graph launch) and after the sampled ids are back (scheduler update,
+  // detokenizer, stop checks, events): the device idles during both.
+  Histogram decode_step, mixed_step, decode_host_schedule, decode_host_launch, decode_host_after;
 };
 
 class Engine {

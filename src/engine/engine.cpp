@@ -83,7 +83,8 @@ Result<std::unique_ptr<Engine::Impl>> Engine::Impl::create(const EngineOptions& 
 }
 
 void Engine::Impl::reset_histograms() {
-  for (Histogram* h : {&ttft_, &itl_, &decode_step_, &mixed_step_, &decode_host_before_, &decode_host_after_})
+  for (Histogram* h : {&ttft_, &itl_, &decode_step_, &mixed_step_, &decode_host_schedule_, &decode_host_launch_,
+                       &decode_host_after_})
     *h = make_histogram();
 }
 
@@ -271,7 +272,8 @@ void Engine::Impl::publish_metrics() {
   m.itl = itl_;
   m.decode_step = decode_step_;
   m.mixed_step = mixed_step_;
-  m.decode_host_before = decode_host_before_;
+  m.decode_host_schedule = decode_host_schedule_;
+  m.decode_host_launch = decode_host_launch_;
   m.decode_host_after = decode_host_after_;
   bool idle = false;
   {

@@ -155,8 +155,8 @@ class Engine::Impl {
   bool device_sampling_ = false;  // options_.sampling resolved against the backend
   std::unordered_map<RequestId, std::unique_ptr<ActiveRequest>> active_;
   int64_t image_encoder_runs_ = 0, image_cache_hits_ = 0, steps_ = 0, finished_ = 0, generated_ = 0;
-  Histogram ttft_, itl_, decode_step_, mixed_step_, decode_host_before_, decode_host_after_;
-  Clock::time_point launched_at_, sampled_at_;  // of the current step
+  Histogram ttft_, itl_, decode_step_, mixed_step_, decode_host_schedule_, decode_host_launch_, decode_host_after_;
+  Clock::time_point scheduled_at_, launched_at_, sampled_at_;  // of the current step
   Status audit_;
 
   // Shared, under mu_.

@@ -135,6 +135,7 @@ void Engine::Impl::run_step() {
     cache_.copy_block(*backend_, copy.src.value, copy.dst.value);
   if (Status s = encode_images(out); !s.is_ok()) return fail_step(out, s);
   backend::TensorBuffer keep;
+  scheduled_at_ = Clock::now();
   auto logits = forward(out, keep);
   if (!logits.is_ok()) return fail_step(out, logits.status());
   launched_at_ = Clock::now();
@@ -162,7 +163,8 @@ void Engine::Impl::run_step() {
   const auto end = Clock::now();
   record_latency(decode_only ? decode_step_ : mixed_step_, ms_since(start, end));
   if (decode_only) {
-    record_latency(decode_host_before_, ms_since(start, launched_at_));
+    record_latency(decode_host_schedule_, ms_since(start, scheduled_at_));
+    record_latency(decode_host_launch_, ms_since(scheduled_at_, launched_at_));
     record_latency(decode_host_after_, ms_since(sampled_at_, end));
   }
 }

@@ -92,6 +92,7 @@ CudaBackend::~CudaBackend() {
   for (void* p : retired_ws_) cudaFreeAsync(p, stream_);
   if (split_ws_ != nullptr) cudaFreeAsync(split_ws_, stream_);
   if (counters_ != nullptr) cudaFreeAsync(counters_, stream_);
+  if (op_ws_ != nullptr) cudaFreeAsync(op_ws_, stream_);
   cudaStreamSynchronize(stream_);
   for (auto& [key, plan] : plans_) {
     cublasLtMatrixLayoutDestroy(plan.a);
@@ -140,6 +141,17 @@ float* CudaBackend::split_workspace(size_t bytes) {
   split_ws_bytes_ = std::max<size_t>({bytes, 2 * split_ws_bytes_, size_t{4} << 20});
   CUDA_CHECK(cudaMallocAsync(&split_ws_, split_ws_bytes_, stream_));
   return static_cast<float*>(split_ws_);
+}
+
+void* CudaBackend::op_workspace(size_t bytes) {
+  if (bytes <= op_ws_bytes_) return op_ws_;
+  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+  CUDA_CHECK(cudaStreamIsCapturing(stream_, &capturing));
+  if (capturing != cudaStreamCaptureStatusNone) return nullptr;
+  if (op_ws_ != nullptr) retired_ws_.push_back(op_ws_);
+  op_ws_bytes_ = std::max<size_t>({bytes, op_ws_bytes_ + op_ws_bytes_ / 2, size_t{4} << 20});
+  CUDA_CHECK(cudaMallocAsync(&op_ws_, op_ws_bytes_, stream_));
+  return op_ws_;
 }
 
 uint32_t* CudaBackend::decode_counters(size_t count) {

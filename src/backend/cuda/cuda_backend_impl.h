@@ -72,8 +72,14 @@ class CudaBackend final : public Backend {
 
   const Plan& plan_for(const PlanKey& key);
   void matmul_cublaslt(const MatmulParams& p);
-  // qkv_rope for shapes the fused GEMV does not take (M > 8): norm, one GEMM, one split kernel.
+  // qkv_rope / norm_matmul for shapes the fused GEMV does not take (M > 8): rms_norm, one GEMM,
+  // then the split kernel / silu_mul, with their temporaries in the op workspace.
   void qkv_rope_batched(const QkvRopeParams& p);
+  void norm_matmul_batched(const NormMatmulParams& p);
+  // bf16 views [rows, cols_i] of one op's temporaries, laid out one after another (256-byte
+  // aligned) in the op workspace; `owned` receives a fresh allocation when the workspace would
+  // have to grow during a capture.
+  std::vector<Tensor> op_temporaries(int64_t rows, std::initializer_list<int64_t> cols, TensorBuffer& owned);
   // Whether a small-M matmul of x [m, k] and w can take the GEMV kernels.
   bool gemv_fits(const Tensor& x, const Tensor& w) const;
   // Next staging slot, after its previous transfer has finished.
@@ -88,6 +94,10 @@ class CudaBackend final : public Backend {
   // allocated (every launch leaves them zero), grown outside capture like split_workspace.
   uint32_t* decode_counters(size_t count);
   void attention_with_workspace(const cuda::AttentionArgs& a);
+  // One op's temporaries (the M > 8 compositions): one persistent buffer, grown outside capture
+  // (a larger step, e.g. a prefill, grows it first), so a decode step issues no allocation and its
+  // graph holds no memory nodes. nullptr when it would have to grow during a capture.
+  void* op_workspace(size_t bytes);
   // Decode-shaped paged calls on the decode kernel (cuda_attention_decode.cu); false when the call
   // does not fit it or PIXTRAL_CUDA_DECODE_ATTN=old.
   bool decode_attention(const cuda::AttentionArgs& a);
@@ -107,6 +117,8 @@ class CudaBackend final : public Backend {
   int staging_next_ = 0;
   void* split_ws_ = nullptr;
   size_t split_ws_bytes_ = 0;
+  void* op_ws_ = nullptr;
+  size_t op_ws_bytes_ = 0;
   void* counters_ = nullptr;
   size_t counters_count_ = 0;
   // Outgrown workspaces stay allocated until destruction: graphs captured earlier point at them.

@@ -104,7 +104,7 @@ void CudaBackend::norm_matmul(const NormMatmulParams& p) {
   if (m == 0) return;
   if (!gemv_fits(p.x, p.w) || cuda::gemv_staged_bytes(m, k) > cuda::kGemvMaxStagedBytes ||
       common_alignment({p.norm_weight.data}) < 16)
-    return Backend::norm_matmul(p);
+    return norm_matmul_batched(p);
   cuda::GemvArgs a;
   a.x = p.x.as<cuda::bf16>();
   a.w = p.w.as<cuda::bf16>();
@@ -121,16 +121,52 @@ void CudaBackend::norm_matmul(const NormMatmulParams& p) {
 // three: the narrow wk / wv GEMMs run far below bandwidth at small M), then one kernel that
 // rotates q and k and writes k and v to their cache slots. Same rounding as the base class's
 // composition (bf16 GEMM outputs, rope in fp32).
+std::vector<Tensor> CudaBackend::op_temporaries(int64_t rows, std::initializer_list<int64_t> cols,
+                                                TensorBuffer& owned) {
+  std::vector<size_t> offsets;
+  size_t bytes = 0;
+  for (int64_t c : cols) {
+    offsets.push_back(bytes);
+    bytes += (static_cast<size_t>(rows * c) * sizeof(cuda::bf16) + 255) / 256 * 256;
+  }
+  void* base = op_workspace(bytes);
+  if (base == nullptr) {
+    owned = alloc(DType::kU8, {static_cast<int64_t>(bytes)});
+    base = owned.tensor().data;
+  }
+  std::vector<Tensor> views;
+  size_t i = 0;
+  for (int64_t c : cols) {
+    Tensor v;
+    v.data = static_cast<char*>(base) + offsets[i++];
+    v.dtype = DType::kBF16;
+    v.shape = {rows, c};
+    views.push_back(v);
+  }
+  return views;
+}
+
+void CudaBackend::norm_matmul_batched(const NormMatmulParams& p) {
+  const int64_t m = p.x.dim(0), k = p.x.dim(1), n = p.w.dim(0);
+  TensorBuffer owned;
+  const std::vector<Tensor> tmp = op_temporaries(m, {k, p.swiglu ? n : 0}, owned);
+  rms_norm({.x = p.x, .weight = p.norm_weight, .y = tmp[0], .eps = p.eps});
+  if (!p.swiglu) return matmul({.x = tmp[0], .w = p.w, .y = p.y});
+  matmul({.x = tmp[0], .w = p.w, .y = tmp[1]});
+  silu_mul({.gate_up = tmp[1], .out = p.y});
+}
+
 void CudaBackend::qkv_rope_batched(const QkvRopeParams& p) {
   const int64_t t = p.x.dim(0), d = p.x.dim(1), h = p.q.dim(1), hd = p.q.dim(2), hkv = p.k_cache.dim(2);
   const int64_t n = p.w_qkv.dim(0);
   if (hd % 8 != 0 || common_alignment({p.q.data, p.k_cache.data, p.v_cache.data}) < 16) return Backend::qkv_rope(p);
-  const TensorBuffer normed = alloc(DType::kBF16, {t, d});
-  const TensorBuffer qkv = alloc(DType::kBF16, {t, n});
+  TensorBuffer owned;
+  const std::vector<Tensor> tmp = op_temporaries(t, {d, n}, owned);
+  const Tensor &normed = tmp[0], &qkv = tmp[1];
   rms_norm({.x = p.x, .weight = p.norm_weight, .y = normed, .eps = p.eps});
   matmul({.x = normed, .w = p.w_qkv, .y = qkv});
   const bool launched = cuda::launch_qkv_split_rope(
-      qkv.tensor().as<cuda::bf16>(), p.q.as<cuda::bf16>(), p.k_cache.as<cuda::bf16>(), p.v_cache.as<cuda::bf16>(),
+      qkv.as<cuda::bf16>(), p.q.as<cuda::bf16>(), p.k_cache.as<cuda::bf16>(), p.v_cache.as<cuda::bf16>(),
       p.pos.as<int32_t>(), p.slot_mapping.as<int32_t>(), p.k_cache.dim(0) * p.k_cache.dim(1), t, h, hkv, hd, p.theta,
       stream_);
   PX_CHECK_MSG(launched, "qkv_rope: the split kernel refused aligned operands");
