@@ -153,6 +153,29 @@ Result<Tensor> DecodeRunner::step(const DecoderBatch& batch) {
                                                        static_cast<int32_t>(config_.vision.image_token_id)));
   PX_RETURN_IF_ERROR(decoder_.check_tokens(in));
   if (!in.images.empty()) return invalid_argument("a decode step carries no [IMG] tokens");
+  return run(std::move(in), s);
+}
+
+int64_t DecodeRunner::padded_size(int64_t s) const {
+  if (!b_.supports_graphs()) return s;
+  const int64_t padded = s <= 8 ? (s <= 1 ? 1 : s <= 2 ? 2 : s <= 4 ? 4 : 8) : (s + 7) / 8 * 8;
+  return std::min(padded, max_seqs_);
+}
+
+// Pads the step to its graph size (repeating the last sequence's row), uploads it and runs or
+// replays the graph; returns the first num_seqs rows of logits.
+Result<Tensor> DecodeRunner::run(StepInputs in, int64_t real) {
+  const int64_t s = padded_size(real);
+  for (int64_t i = real; i < s; ++i) {
+    in.token_ids.push_back(in.token_ids.back());
+    in.positions.push_back(in.positions.back());
+    in.slot_mapping.push_back(in.slot_mapping.back());
+    in.q_start.push_back(in.q_start.back() + 1);
+    in.kv_len.push_back(in.kv_len.back());
+    in.logit_rows.push_back(static_cast<int32_t>(i));
+    const std::vector<int32_t> last(in.block_tables.end() - in.max_blocks_per_seq, in.block_tables.end());
+    in.block_tables.insert(in.block_tables.end(), last.begin(), last.end());
+  }
   const int64_t width = width_for(in.max_blocks_per_seq);
   padded_tables_.assign(static_cast<size_t>(s * width), 0);
   for (int64_t i = 0; i < s; ++i)
@@ -180,7 +203,22 @@ Result<Tensor> DecodeRunner::step(const DecoderBatch& batch) {
     PX_CHECK_MSG(graph != nullptr, "graph capture failed");
   }
   graph->replay();
-  return t.logits;
+  return t.logits.rows(0, real);
+}
+
+void DecodeRunner::capture_graphs(int64_t max_width) {
+  if (!b_.supports_graphs()) return;
+  for (int64_t width = width_for(1);; width = width_for(2 * width)) {
+    for (int64_t s = 1;; s = padded_size(s + 1)) {
+      DecoderBatch batch;
+      for (int64_t i = 0; i < s; ++i)
+        batch.seqs.push_back({.token_ids = {0}, .start_pos = 0, .block_table = std::vector<int32_t>(width, 0)});
+      PX_CHECK_MSG(step(batch).is_ok(), "graph warm-up step failed");
+      if (s >= max_seqs_) break;
+    }
+    if (width >= std::min(max_width, max_blocks_)) break;
+  }
+  b_.synchronize();
 }
 
 }  // namespace pixtral::model

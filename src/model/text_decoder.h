@@ -63,7 +63,10 @@ class TextDecoder {
 
 // Decode steps (one new token per sequence, no images) over persistent buffers, recorded once per
 // (batch size, block-table width) as a graph where the backend supports it and replayed
-// afterwards. The width is the longest table rounded up to a power of two (at least 16 blocks),
+// afterwards. With graphs, a batch is padded up to the next graph size (1, 2, 4, 8, then
+// multiples of 8) by repeating its last sequence (same token, slot and context: the repeated rows
+// write the same K/V bytes and their logits are dropped), so a handful of graphs serve every
+// batch size; capture_graphs() records them ahead of the first request. The width is the longest table rounded up to a power of two (at least 16 blocks),
 // so the per-step table upload and the attention launch follow the real context instead of the
 // longest one the model allows (64 sequences × 8,192 blocks would be 2 MB per step), and one
 // graph serves every context up to its width.
@@ -74,11 +77,17 @@ class DecodeRunner {
 
   // Logits [S, V] of the batch (a view valid until the next step). Every chunk has one token.
   Result<backend::Tensor> step(const DecoderBatch& batch);
+  // Records the graphs of every padded batch size up to max_seqs for the block-table widths up to
+  // `max_width` blocks, running dummy steps that write K/V into block 0: call it before the cache
+  // holds anything. No-op without graph support.
+  void capture_graphs(int64_t max_width);
   int64_t graphs_captured() const { return static_cast<int64_t>(graphs_.size()); }
 
  private:
   StepTensors tensors_for(int64_t num_seqs, int64_t width) const;
   int64_t width_for(int64_t blocks) const;
+  int64_t padded_size(int64_t num_seqs) const;
+  Result<backend::Tensor> run(StepInputs in, int64_t num_seqs);
 
   backend::Backend& b_;
   const TextDecoder& decoder_;

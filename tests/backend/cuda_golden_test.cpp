@@ -85,5 +85,47 @@ TEST_P(CudaGolden, MatchesTransformersAndCpuArgmax) {
 INSTANTIATE_TEST_SUITE_P(Goldens, CudaGolden, ::testing::ValuesIn(golden_case_names()),
                          [](const auto& info) { return info.param; });
 
+// The decode runner on CUDA (graphs, batches padded to the next graph size by repeating the
+// last sequence) gives the logits of the allocating forward() path for 3 and 5 sequences (padded
+// to 4 and 8) with different contexts and scattered blocks, after capture_graphs() wrote its
+// dummy steps into block 0 of a cache no sequence uses yet.
+TEST(CudaDecodeRunner, PaddedGraphStepsEqualForward) {
+  SKIP_WITHOUT_CUDA();
+  const PixtralModel& model = load(gpu(), golden_model("gqa_bf16").mistral_dir);
+  const std::vector<std::vector<int32_t>> tables = {{9, 2, 14, 30}, {7}, {1, 20, 3, 11, 25}, {5, 6}, {12, 13, 15}};
+  const std::vector<int64_t> lengths = {37, 5, 64, 20, 40};
+  for (int64_t seqs : {3, 5}) {
+    KvCache caches[2] = {model.make_kv_cache(32, 16), model.make_kv_cache(32, 16)};
+    auto runner = model.make_decode_runner(caches[1], 8, 6);
+    runner->capture_graphs(8);
+    for (auto& cache : caches)
+      for (int64_t s = 0; s < seqs; ++s) {
+        DecoderBatch prefill;
+        std::vector<int32_t> text(static_cast<size_t>(lengths[s]));
+        for (size_t i = 0; i < text.size(); ++i) text[i] = static_cast<int32_t>(20 + (i * 37 + s) % 480);
+        prefill.seqs.push_back({.token_ids = text, .start_pos = 0, .block_table = tables[s]});
+        ASSERT_TRUE(model.forward(prefill, cache).is_ok());
+      }
+    std::vector<int64_t> pos(lengths.begin(), lengths.begin() + seqs);
+    for (int step = 0; step < 3; ++step) {
+      DecoderBatch batch;
+      for (int64_t s = 0; s < seqs; ++s)
+        batch.seqs.push_back({.token_ids = {static_cast<int32_t>(100 + 7 * step + s)}, .start_pos = pos[s],
+                              .block_table = tables[s]});
+      auto expected = model.forward(batch, caches[0]);
+      ASSERT_TRUE(expected.is_ok()) << expected.status().to_string();
+      auto got = runner->step(batch);
+      ASSERT_TRUE(got.is_ok()) << got.status().to_string();
+      ASSERT_EQ(got->dim(0), seqs);
+      const int64_t vocab = model.config().text.vocab_size;
+      const Comparison c = compare_logits(backend::testing::download(gpu(), *got),
+                                          backend::testing::download(gpu(), *expected), vocab);
+      EXPECT_LE(c.rel_error, 1e-2) << seqs << " sequences, step " << step;
+      EXPECT_EQ(c.argmax_agree, 1.0) << seqs << " sequences, step " << step;
+      for (auto& p : pos) ++p;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace pixtral::model::testing
