@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """HF transformers on a random-weight Pixtral-12B-shaped model (bf16, one GPU): the figures that
-bench/cuda/cuda_bench measures for pixtral.cpp, so the two can be compared in one run.
+bench/cuda/cuda_bench measures for pixtral.cpp, so the two can be compared in one run, and a
+batched generate of the serving load's shape (64 × 512 in / 256 out; pixtral_load's text64).
 
 Prints one line per figure and a final JSON line `HF_RESULTS {...}`. Timing: CUDA synchronize
 around each call, median of repeats after a warm-up. Eager attention (transformers' default for
@@ -90,6 +91,13 @@ def main():
     results["ttft_image_ms"] = s * 1e3
     print(f"TTFT one 1024x1024 image + 20 text tokens (GPU part): {s * 1e3:.1f} ms", flush=True)
     results["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    # Batched generate (the serving load's shape): 64 prompts of 512 random tokens, 256 new
+    # tokens each, greedy, one generate call: output tokens over the whole call (prefill included).
+    ids = torch.randint(1000, 131072, (64, 512), device="cuda")
+    s = timed(lambda: model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=256,
+                                     min_new_tokens=256, do_sample=False), 1, warmup=0)
+    results["batch64_512_256_out_tok_s"] = 64 * 256 / s
+    print(f"generate batch 64, 512 in / 256 out: {s:.2f} s = {64 * 256 / s:.0f} output tok/s", flush=True)
     print("HF_RESULTS " + json.dumps(results), flush=True)
 
 
