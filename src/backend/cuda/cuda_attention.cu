@@ -19,6 +19,9 @@
 namespace pixtral::backend::cuda {
 namespace {
 
+using flash::warp_max;
+using flash::warp_sum;
+
 constexpr int kWarps = 4;
 constexpr int kMaxPairs = 32;                   // (row, head) pairs per block
 constexpr int kPairsPerWarp = kMaxPairs / kWarps;
@@ -32,15 +35,6 @@ struct Launch {
 };
 constexpr int64_t kMinSplit = 256;      // keys per split, at least (CUDA-core and 4-warp kernels)
 constexpr int64_t kMinSplitDecode = 64;  // 1-warp (decode) tensor-core kernel: short latency-bound splits
-
-__device__ inline float warp_max(float v) {
-  for (int off = 16; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
-  return v;
-}
-__device__ inline float warp_sum(float v) {
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
-}
 
 // Row of the K/V storage that holds key j of the block's sequence.
 __device__ inline int64_t key_row(const AttentionArgs& a, int64_t seq, int64_t q_begin, int64_t j) {

@@ -31,6 +31,8 @@ using flash::mma_16816;
 using flash::pack_bf16;
 using flash::smem_u32;
 using flash::swz;
+using flash::warp_max;
+using flash::warp_sum;
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
@@ -80,15 +82,6 @@ __device__ inline void cp_async16_hint(uint32_t dst, const void* src, bool valid
   const int n = valid ? 16 : 0;
   asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;\n" ::"r"(dst), "l"(src), "r"(n),
                "l"(policy));
-}
-
-__device__ inline float warp_max(float v) {
-  for (int off = 16; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
-  return v;
-}
-__device__ inline float warp_sum(float v) {
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
 }
 
 // Where a warp's tiles come from: the caches and the sequence's block-table row.
