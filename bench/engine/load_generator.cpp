@@ -7,6 +7,7 @@
 //   pixtral_load --model DIR|demo [--backend cpu|cuda|auto] [--num-requests 64] [--concurrency C]
 //                [--prompt-len 512] [--output-len 256] [--image W,H [--distinct-images]]
 //                [--seed 0] [--max-num-seqs N] [--max-num-batched-tokens N] [--kv-blocks N] [--n N]
+//                [--vision-layers-per-step N]
 //
 // --n N asks N choices of every request (one prompt computed once, its KV blocks shared): output
 // tokens count every choice's, TPOT and ITL are measured per choice.
@@ -53,6 +54,7 @@ struct Options {
   int64_t max_num_seqs = 0, max_num_batched_tokens = 0, kv_blocks = 0;  // 0: the engine's default
   int64_t shared_prefix = 0;  // the first N text tokens are the same in every request
   int64_t n = 1;              // choices per request
+  int64_t vision_layers_per_step = -1;  // -1: the engine's default
   double temperature = 0.0, top_p = 1.0;
   int64_t top_k = 0;
   double gpu_memory_utilization = 0.0;
@@ -66,7 +68,7 @@ void print_usage() {
                "         [--image W,H [--distinct-images]] [--seed N] [--max-num-seqs N]\n"
                "         [--max-num-batched-tokens N] [--kv-blocks N | --gpu-memory-utilization F]\n"
                "         [--shared-prefix N] [--temperature T] [--top-p P] [--top-k K] [--sampling device|host|auto]\n"
-               "         [--n N]\n"
+               "         [--n N] [--vision-layers-per-step N (0: the whole encoder in one step)]\n"
                "  --shared-prefix N: the first N prompt tokens after BOS are the same in every request (prefix\n"
                "  cache); the report then gives the first request's TTFT beside the later ones'.\n"
                "  --model demo makes the built-in tiny random model on first use; `pixtral make-tiny --out DIR`\n"
@@ -87,7 +89,8 @@ std::optional<std::string> parse_flags(int argc, char** argv, Options& o) {
       {"--prompt-len", &o.prompt_len},     {"--output-len", &o.output_len},
       {"--max-num-seqs", &o.max_num_seqs}, {"--max-num-batched-tokens", &o.max_num_batched_tokens},
       {"--kv-blocks", &o.kv_blocks},       {"--shared-prefix", &o.shared_prefix},
-      {"--top-k", &o.top_k},               {"--n", &o.n}};
+      {"--top-k", &o.top_k},               {"--n", &o.n},
+      {"--vision-layers-per-step", &o.vision_layers_per_step}};
   std::map<std::string, double*> reals = {{"--temperature", &o.temperature},
                                           {"--top-p", &o.top_p},
                                           {"--gpu-memory-utilization", &o.gpu_memory_utilization}};
@@ -458,6 +461,7 @@ int run_main(int argc, char** argv) {
   if (o.max_num_seqs > 0) eo.max_num_seqs = o.max_num_seqs;
   if (o.max_num_batched_tokens > 0) eo.max_num_batched_tokens = o.max_num_batched_tokens;
   if (o.kv_blocks > 0) eo.num_kv_blocks = o.kv_blocks;
+  if (o.vision_layers_per_step >= 0) eo.vision_layers_per_step = o.vision_layers_per_step;
   eo.gpu_memory_utilization = o.gpu_memory_utilization;
   eo.sampling = o.sampling;
   auto engine = Engine::create(eo);

@@ -39,6 +39,10 @@ struct EngineOptions {
   bool enable_prefix_caching = true;
   int64_t max_model_len = 0;        // 0: the model's context length
   int64_t image_cache_entries = 64;  // encoded images kept by content hash
+  // A request's images are encoded before it enters the scheduler, at most this many vision
+  // encoder layers per step while other sequences run (so their inter-token latency does not take
+  // a whole encoder at once); all layers at once when nothing runs, or when 0.
+  int64_t vision_layers_per_step = 6;
   bool audit_blocks = false;        // check the block manager's invariants after every step (tests)
   // Where tokens are sampled: "device" (the backend's sample op; only the ids come back to the
   // host), "host" (all logits downloaded, engine::Sampler per request), or "auto": device on GPU

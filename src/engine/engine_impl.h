@@ -114,6 +114,13 @@ class Engine::Impl {
   void admit(std::unique_ptr<PreparedRequest> req);
   void apply_cancels();
   void run_step();
+  // engine_images.cpp: requests with images wait in encoding_ until their features exist.
+  void enqueue(ActiveRequest& a);  // into the scheduler (an error ends the request)
+  Status start_image_job(ActiveRequest& a);
+  Status finish_image_job(ActiveRequest& a);
+  // Encoder layers for the waiting requests, first come first served: at most
+  // options_.vision_layers_per_step while sequences run, else all; finished ones enter the scheduler.
+  void advance_encoding();
   Status encode_images(const engine::SchedulerOutput& out);
   backend::Tensor features_of(engine::SeqId seq);
   // The step's logits [R, V] on the backend, one row per scheduled chunk (owned by `keep` or the
@@ -154,6 +161,15 @@ class Engine::Impl {
   engine::SamplerWorkspace workspace_;
   bool device_sampling_ = false;  // options_.sampling resolved against the backend
   std::unordered_map<RequestId, std::unique_ptr<ActiveRequest>> active_;
+  // The vision encoder's job for the first request of encoding_ (images grouped by content: one
+  // encoded row range per group).
+  struct ImageJob {
+    RequestId request = 0;
+    std::vector<std::vector<size_t>> images;  // per encoded image: the request's image indices
+    model::VisionJob encoding;
+  };
+  std::deque<RequestId> encoding_;  // requests waiting for image features, in arrival order
+  std::optional<ImageJob> image_job_;
   int64_t image_encoder_runs_ = 0, image_cache_hits_ = 0, steps_ = 0, finished_ = 0, generated_ = 0;
   Histogram ttft_, itl_, decode_step_, mixed_step_, decode_host_schedule_, decode_host_launch_, decode_host_after_;
   Clock::time_point scheduled_at_, launched_at_, sampled_at_;  // of the current step

@@ -48,7 +48,6 @@ void Engine::Impl::admit(std::unique_ptr<PreparedRequest> req) {
   const RequestId id = a->req.id;
   const int64_t n = a->req.sampling.n;
   a->choices.resize(static_cast<size_t>(n));
-  std::vector<engine::SeqId> forks;
   for (int64_t i = 0; i < n; ++i) {
     Choice& c = a->choices[static_cast<size_t>(i)];
     const engine::SamplingParams params = engine::child_params(a->req.sampling, i);
@@ -56,14 +55,12 @@ void Engine::Impl::admit(std::unique_ptr<PreparedRequest> req) {
     c.sampler.emplace(params, engine::SamplerContext{.prompt = a->req.prompt, .eos_id = eos_id_});
     c.stop.emplace(engine::StopConfig::from(params, eos_id_, a->req.max_tokens));
     if (tokenizer_) c.detok.emplace(*tokenizer_);
-    if (i > 0) forks.push_back(seq_of(id, i));
   }
   a->features.resize(a->req.images.size());
   ActiveRequest& ref = *a;
   active_.emplace(id, std::move(a));
-  Status added = scheduler_->add({.id = seq_of(id, 0), .prompt = ref.req.prompt, .images = ref.req.spans,
-                                  .max_tokens = ref.req.max_tokens, .forks = std::move(forks)});
-  if (!added.is_ok()) finish_request(ref, FinishReason::kError, added, false);
+  if (ref.req.images.empty() || !model_->config().has_vision) return enqueue(ref);
+  encoding_.push_back(id);  // enters the scheduler when its images have features (advance_encoding)
 }
 
 void Engine::Impl::emit(ActiveRequest& a, const Event& event) {
@@ -118,6 +115,7 @@ void Engine::Impl::fail_step(const engine::SchedulerOutput& out, const Status& s
 
 void Engine::Impl::run_step() {
   const auto start = Clock::now();
+  advance_encoding();
   const engine::SchedulerOutput out = scheduler_->schedule();
   if (out.empty()) return;
   ++steps_;

@@ -28,6 +28,11 @@ Result<backend::TensorBuffer> PixtralModel::encode_images(const std::vector<Imag
   return vision_.encode(backend_, images);
 }
 
+Result<VisionJob> PixtralModel::begin_images(const std::vector<ImageInput>& images) const {
+  if (!config_.has_vision) return invalid_argument("this model has no vision encoder; images are not accepted");
+  return vision_.begin(backend_, images);
+}
+
 Result<backend::TensorBuffer> PixtralModel::forward(const DecoderBatch& batch, KvCache& cache) const {
   return decoder_.forward(backend_, batch, cache);
 }

@@ -28,6 +28,12 @@ class PixtralModel {
 
   // Adapter outputs for the images, [Σ rows·cols, D], in image order.
   Result<backend::TensorBuffer> encode_images(const std::vector<ImageInput>& images) const;
+  // The same in steps (VisionJob): begin, advance up to max_layers at a time (returns how many
+  // ran), finish once images_done; a serving loop spreads one encoding over several steps.
+  Result<VisionJob> begin_images(const std::vector<ImageInput>& images) const;
+  int64_t advance_images(VisionJob& job, int64_t max_layers) const { return vision_.advance(backend_, job, max_layers); }
+  bool images_done(const VisionJob& job) const { return vision_.done(job); }
+  backend::TensorBuffer finish_images(VisionJob& job) const { return vision_.finish(backend_, job); }
   // One decoder step over the paged cache; logits [R, V] (see TextDecoder::forward).
   Result<backend::TensorBuffer> forward(const DecoderBatch& batch, KvCache& cache) const;
   KvCache make_kv_cache(int64_t num_blocks, int64_t block_size) const;

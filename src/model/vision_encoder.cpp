@@ -1,7 +1,9 @@
 #include "model/vision_encoder.h"
 
+#include <algorithm>
 #include <cmath>
 
+#include "base/check.h"
 #include "model/layers.h"
 
 namespace pixtral::model {
@@ -10,6 +12,13 @@ using backend::Tensor;
 using backend::TensorBuffer;
 
 Result<TensorBuffer> VisionEncoder::encode(backend::Backend& b, const std::vector<ImageInput>& images) const {
+  PX_ASSIGN_OR_RETURN(VisionJob job, begin(b, images));
+  while (advance(b, job, num_layers()) > 0) {
+  }
+  return finish(b, job);
+}
+
+Result<VisionJob> VisionEncoder::begin(backend::Backend& b, const std::vector<ImageInput>& images) const {
   const auto& v = config_.vision;
   const int64_t p = v.patch_size, dv = v.hidden_dim, patch_elems = v.num_channels * p * p;
   // ref: §4.1 — positions (row, col) restart at (0, 0) for every image; segments for §4.5.
@@ -44,36 +53,52 @@ Result<TensorBuffer> VisionEncoder::encode(backend::Backend& b, const std::vecto
     b.upload(img.pixels, base::DType::kF32, pixels);
     b.patchify({.image = pixels, .patches = patches.tensor().rows(cu_seqlens[i], cu_seqlens[i + 1]), .patch_size = p});
   }
-  TensorBuffer x = b.alloc(dt, {n, dv});
-  b.matmul({.x = patches, .w = vision_.patch_conv, .y = x});
-  b.rms_norm({.x = x, .weight = vision_.ln_pre, .y = x, .eps = static_cast<float>(v.norm_eps)});  // ln_pre
+  VisionJob job;
+  job.num_patches = n;
+  job.num_images = static_cast<int64_t>(images.size());
+  job.max_len = max_len;
+  job.x = b.alloc(dt, {n, dv});
+  b.matmul({.x = patches, .w = vision_.patch_conv, .y = job.x});
+  b.rms_norm({.x = job.x, .weight = vision_.ln_pre, .y = job.x, .eps = static_cast<float>(v.norm_eps)});  // ln_pre
 
-  TensorBuffer pos_row = b.alloc(base::DType::kI32, {n}), pos_col = b.alloc(base::DType::kI32, {n});
-  TensorBuffer cu = b.alloc(base::DType::kI32, {static_cast<int64_t>(cu_seqlens.size())});
-  b.upload(rows.data(), base::DType::kI32, pos_row);
-  b.upload(cols.data(), base::DType::kI32, pos_col);
-  b.upload(cu_seqlens.data(), base::DType::kI32, cu);
+  job.pos_row = b.alloc(base::DType::kI32, {n});
+  job.pos_col = b.alloc(base::DType::kI32, {n});
+  job.cu_seqlens = b.alloc(base::DType::kI32, {static_cast<int64_t>(cu_seqlens.size())});
+  b.upload(rows.data(), base::DType::kI32, job.pos_row);
+  b.upload(cols.data(), base::DType::kI32, job.pos_col);
+  b.upload(cu_seqlens.data(), base::DType::kI32, job.cu_seqlens);
+  job.scratch = BlockScratch::create(b, n, dv, v.num_heads, v.num_heads, v.head_dim, v.ffn_dim);
+  return job;
+}
 
-  const int64_t h = v.num_heads, hd = v.head_dim;
-  const BlockScratch scratch = BlockScratch::create(b, n, dv, h, h, hd, v.ffn_dim);
-  const BlockTensors s = scratch.view(n);
+int64_t VisionEncoder::advance(backend::Backend& b, VisionJob& job, int64_t max_layers) const {
+  const auto& v = config_.vision;
+  const int64_t n = job.num_patches, h = v.num_heads, hd = v.head_dim;
+  const BlockTensors s = job.scratch.view(n);
   const float eps = static_cast<float>(v.norm_eps), theta = static_cast<float>(v.rope_theta);
-  for (const auto& layer : vision_.layers) {
-    attention_inputs(b, layer, x, eps, s);
+  int64_t ran = 0;
+  for (; ran < max_layers && job.next_layer < num_layers(); ++ran, ++job.next_layer) {
+    const auto& layer = vision_.layers[static_cast<size_t>(job.next_layer)];
+    attention_inputs(b, layer, job.x, eps, s);
     const Tensor q = s.q.reshape({n, h, hd}), k = s.k.reshape({n, h, hd});
-    b.rope({.x = q, .pos = pos_row, .pos_col = pos_col, .theta = theta});  // ref: §4.3 2D RoPE
-    b.rope({.x = k, .pos = pos_row, .pos_col = pos_col, .theta = theta});
-    b.varlen_attention({.q = q, .k = k, .v = s.v.reshape({n, h, hd}), .cu_seqlens = cu,
+    b.rope({.x = q, .pos = job.pos_row, .pos_col = job.pos_col, .theta = theta});  // ref: §4.3 2D RoPE
+    b.rope({.x = k, .pos = job.pos_row, .pos_col = job.pos_col, .theta = theta});
+    b.varlen_attention({.q = q, .k = k, .v = s.v.reshape({n, h, hd}), .cu_seqlens = job.cu_seqlens,
                         .out = s.attn.reshape({n, h, hd}), .scale = 1.0f / std::sqrt(static_cast<float>(hd)),
-                        .num_segments = static_cast<int64_t>(images.size()), .max_seqlen = max_len});
-    attention_output_and_ffn(b, layer, x, eps, s);
+                        .num_segments = job.num_images, .max_seqlen = job.max_len});
+    attention_output_and_ffn(b, layer, job.x, eps, s);
   }
+  return ran;
+}
 
+TensorBuffer VisionEncoder::finish(backend::Backend& b, VisionJob& job) const {
+  PX_CHECK_MSG(done(job), "VisionEncoder::finish before every layer ran");
   // Adapter (ref: §5): W_out·GELU_erf(W_in·x + b_in) + b_out.
-  const int64_t d = config_.text.hidden_dim;
+  const int64_t n = job.num_patches, d = config_.text.hidden_dim;
+  const auto dt = b.activation_dtype();
   TensorBuffer hidden = b.alloc(dt, {n, d});
   TensorBuffer out = b.alloc(dt, {n, d});
-  b.matmul({.x = x, .w = adapter_.w_in, .bias = adapter_.b_in, .y = hidden});
+  b.matmul({.x = job.x, .w = adapter_.w_in, .bias = adapter_.b_in, .y = hidden});
   b.gelu({.x = hidden});
   b.matmul({.x = hidden, .w = adapter_.w_out, .bias = adapter_.b_out, .y = out});
   return out;

@@ -150,6 +150,25 @@ TEST(EngineGolden, BatchedGreedyEqualsOneByOne) {
   }
 }
 
+// Images encoded one vision layer per step while other requests run (a request enters the
+// scheduler once its features exist): the same tokens as encoding each image whole, every image
+// either encoded or taken from the cache.
+TEST(EngineGolden, ImagesEncodedOverSeveralStepsGiveTheSameTokens) {
+  const auto requests = six_requests({});
+  auto alone_engine = make_engine(tiny_options("gqa_f32", false));
+  ASSERT_NE(alone_engine, nullptr);
+  const auto alone = run(*alone_engine, requests, false);
+  for (int64_t layers : {int64_t{1}, int64_t{0}}) {
+    EngineOptions o = tiny_options("gqa_f32", false, 16);
+    o.vision_layers_per_step = layers;
+    auto engine = make_engine(o);
+    ASSERT_NE(engine, nullptr);
+    EXPECT_EQ(run(*engine, requests, true), alone) << layers << " vision layers per step";
+    const MetricsSnapshot m = engine->metrics();
+    EXPECT_EQ(m.image_encoder_runs + m.image_cache_hits, 4) << "one image and three images";
+  }
+}
+
 TEST(EngineGolden, SeededSamplingReproducibleAloneAndInBatch) {
   SamplingOptions sampling;
   sampling.temperature = 0.9f;
