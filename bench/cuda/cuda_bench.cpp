@@ -85,7 +85,7 @@ void bench_decode_graph(const PixtralModel& m, pixtral::model::KvCache& cache, i
 // The engine's batched decode step: `seqs` sequences of `context` tokens each on distinct cache
 // blocks, one new token per sequence, replayed as a graph. Ceiling: the weights plus every
 // sequence's K/V read once per step.
-void bench_decode_batch(const PixtralModel& m, pixtral::model::KvCache& cache, int64_t seqs, int64_t context) {
+double bench_decode_batch(const PixtralModel& m, pixtral::model::KvCache& cache, int64_t seqs, int64_t context) {
   const int64_t blocks_per_seq = (context + cache.block_size - 1) / cache.block_size;
   auto runner = m.make_decode_runner(cache, seqs, blocks_per_seq);
   pixtral::model::DecoderBatch batch;
@@ -107,6 +107,36 @@ void bench_decode_batch(const PixtralModel& m, pixtral::model::KvCache& cache, i
               "host enqueue %.3f ms\n",
               static_cast<long long>(seqs), static_cast<long long>(context), s * 1e3, seqs / s,
               seqs * kBandwidth / bytes, 100.0 * bytes / s / kBandwidth, enqueue[enqueue.size() / 2] * 1e3);
+  return s;
+}
+
+// A serving step that carries a prefill chunk: `decodes` sequences of 640 tokens decoding (first,
+// as the scheduler orders them) and one chunk of `chunk` tokens after 2,048 cached ones, through
+// the allocating forward() path the engine takes for such steps. Printed against a decode-only
+// step of decodes + 1 sequences (`decode_step` seconds): the ratio bounds the running streams'
+// inter-token latency while a long prompt (an image) prefills.
+pixtral::model::DecoderBatch mixed_batch(const pixtral::model::KvCache& cache, int64_t decodes, int64_t chunk) {
+  const int64_t context = 640, per_seq = context / cache.block_size;
+  pixtral::model::DecoderBatch batch;
+  for (int64_t s = 0; s < decodes; ++s) {
+    auto one = one_chunk(context - 1, 1, cache.block_size);
+    for (auto& id : one.seqs[0].block_table) id += static_cast<int32_t>(s * per_seq);
+    batch.seqs.push_back(std::move(one.seqs[0]));
+  }
+  auto prefill = one_chunk(2048, chunk, cache.block_size);
+  for (auto& id : prefill.seqs[0].block_table) id += static_cast<int32_t>(decodes * per_seq);
+  batch.seqs.push_back(std::move(prefill.seqs[0]));
+  return batch;
+}
+
+void bench_mixed_step(const PixtralModel& m, pixtral::model::KvCache& cache, int64_t decodes, int64_t chunk,
+                      double decode_step) {
+  const auto batch = mixed_batch(cache, decodes, chunk);
+  const double s = median_seconds(m.backend(), 2, 10, [&] { (void)m.forward(batch, cache); });
+  std::printf("mixed step: %lld decodes (640 context) + a %lld-token chunk after 2048: %7.2f ms = %.2fx the "
+              "%lld-sequence decode step\n",
+              static_cast<long long>(decodes), static_cast<long long>(chunk), s * 1e3, s / decode_step,
+              static_cast<long long>(decodes + 1));
 }
 
 void bench_prefill(const PixtralModel& m, pixtral::model::KvCache& cache, int64_t tokens) {
@@ -408,13 +438,17 @@ int profile_phase(const std::string& phase, const PixtralModel& m, pixtral::mode
       batch.seqs.push_back(std::move(one.seqs[0]));
     }
     run = [&] { (void)runner->step(batch); };
+  } else if (phase == "mixed") {
+    batch = mixed_batch(cache, 31, 512);
+    run = [&] { (void)m.forward(batch, cache); };
   } else if (phase == "prefill") {
     batch = one_chunk(0, 4160, cache.block_size);
     run = [&] { (void)m.forward(batch, cache); };
   } else if (phase == "vision") {
     run = [&] { (void)m.encode_images(images); };
   } else {
-    std::fprintf(stderr, "cuda_bench: --profile wants decode1, decode1-32k, decode64, prefill or vision, not '%s'\n",
+    std::fprintf(stderr,
+                 "cuda_bench: --profile wants decode1, decode1-32k, decode64, mixed, prefill or vision, not '%s'\n",
                  phase.c_str());
     return 2;
   }
@@ -502,6 +536,8 @@ int main(int argc, char** argv) {
   bench_decode_graph(*model, cache, 4096);
   bench_decode_graph(*model, cache, 32768);
   bench_decode_batch(*model, cache, 16, 640);
+  const double step32 = bench_decode_batch(*model, cache, 32, 640);
+  for (int64_t chunk : {128, 256, 512}) bench_mixed_step(*model, cache, 31, chunk, step32);
   bench_decode_batch(*model, cache, 64, 640);
   if (decode_only) return 0;
   bench_prefill(*model, cache, 4160);
