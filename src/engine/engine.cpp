@@ -152,9 +152,10 @@ Status Engine::Impl::init_pool() {
   cache_ = model_->make_kv_cache(num_blocks, options_.block_size);
   runner_ = model_->make_decode_runner(cache_, options_.max_num_seqs,
                                        (max_len_ + options_.block_size - 1) / options_.block_size);
-  // Decode graphs for every padded batch size, contexts up to 256 blocks, before any request (the
-  // dummy steps write into block 0); longer contexts are recorded when first met.
-  runner_->capture_graphs(256);
+  // Decode graphs for every padded batch size, contexts up to 512 blocks (8k tokens at 16 per
+  // block: a 1024² image prompt is 260 blocks), before any request (the dummy steps write into
+  // block 0); longer contexts are recorded when first met.
+  runner_->capture_graphs(512);
   return Status::ok();
 }
 

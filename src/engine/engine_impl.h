@@ -114,14 +114,15 @@ class Engine::Impl {
   void admit(std::unique_ptr<PreparedRequest> req);
   void apply_cancels();
   void run_step();
-  // engine_images.cpp: requests with images wait in encoding_ until their features exist.
+  // engine_images.cpp: requests with images wait in encoding_ until their features exist (the
+  // only place images are encoded).
   void enqueue(ActiveRequest& a);  // into the scheduler (an error ends the request)
   Status start_image_job(ActiveRequest& a);
   Status finish_image_job(ActiveRequest& a);
   // Encoder layers for the waiting requests, first come first served: at most
   // options_.vision_layers_per_step while sequences run, else all; finished ones enter the scheduler.
   void advance_encoding();
-  Status encode_images(const engine::SchedulerOutput& out);
+  Status check_image_features(const engine::SchedulerOutput& out);
   backend::Tensor features_of(engine::SeqId seq);
   // The step's logits [R, V] on the backend, one row per scheduled chunk (owned by `keep` or the
   // decode runner until the next step).

@@ -1,6 +1,6 @@
-// The engine loop (its own thread): take submissions and cancels, schedule a step, copy the blocks
-// it writes that others share, encode the images it needs (through the image cache), run the
-// model, sample each choice, emit events, update the scheduler. One request's failure ends that
+// The engine loop (its own thread): take submissions and cancels, advance the image encodings of
+// waiting requests (engine_images.cpp), schedule a step, copy the blocks it writes that others
+// share, run the model, sample each choice, emit events, update the scheduler. One request's failure ends that
 // request only (all its choices).
 #include <algorithm>
 
@@ -59,7 +59,7 @@ void Engine::Impl::admit(std::unique_ptr<PreparedRequest> req) {
   a->features.resize(a->req.images.size());
   ActiveRequest& ref = *a;
   active_.emplace(id, std::move(a));
-  if (ref.req.images.empty() || !model_->config().has_vision) return enqueue(ref);
+  if (ref.req.images.empty()) return enqueue(ref);  // submit() refused images for a text-only model
   encoding_.push_back(id);  // enters the scheduler when its images have features (advance_encoding)
 }
 
@@ -131,7 +131,7 @@ void Engine::Impl::run_step() {
   }
   for (const kv_cache::BlockCopy& copy : out.block_copies)  // copy on write, before the step writes
     cache_.copy_block(*backend_, copy.src.value, copy.dst.value);
-  if (Status s = encode_images(out); !s.is_ok()) return fail_step(out, s);
+  if (Status s = check_image_features(out); !s.is_ok()) return fail_step(out, s);
   backend::TensorBuffer keep;
   scheduled_at_ = Clock::now();
   auto logits = forward(out, keep);
@@ -167,50 +167,15 @@ void Engine::Impl::run_step() {
   }
 }
 
-// Makes sure every image listed by the step has features: from the request itself (encoded
-// before a preemption), the image cache, another request of this step, or one encoder call.
-Status Engine::Impl::encode_images(const engine::SchedulerOutput& out) {
-  std::vector<model::ImageInput> inputs;
-  std::vector<kv_cache::ContentHash> hashes;
-  std::vector<int64_t> rows;
-  std::vector<std::vector<std::pair<ActiveRequest*, int64_t>>> waiters;  // per input
+// Every image listed by the step has features: a request enters the scheduler only once its
+// images are encoded (engine_images.cpp) and keeps them until it ends, preemptions included.
+Status Engine::Impl::check_image_features(const engine::SchedulerOutput& out) {
   for (const engine::ImageToEncode& e : out.images_to_encode) {
-    ActiveRequest* live = live_request(e.seq);
-    if (live == nullptr) continue;
-    ActiveRequest& a = *live;
-    const auto k = static_cast<size_t>(e.image);
-    if (a.features[k]) continue;
-    if (auto f = image_cache_->find(e.hash)) {
-      a.features[k] = std::move(f);
-      ++image_cache_hits_;
-      continue;
-    }
-    const auto pending = std::find(hashes.begin(), hashes.end(), e.hash);
-    if (pending != hashes.end()) {
-      waiters[static_cast<size_t>(pending - hashes.begin())].push_back({&a, e.image});
-      ++image_cache_hits_;
-      continue;
-    }
-    const PixelImage& im = a.req.images[k];
-    inputs.push_back({im.height, im.width, im.pixels.data()});
-    hashes.push_back(e.hash);
-    rows.push_back(a.req.image_rows[k]);
-    waiters.push_back({{&a, e.image}});
+    ActiveRequest* a = live_request(e.seq);
+    if (a != nullptr && !a->features[static_cast<size_t>(e.image)])
+      return internal_error("image " + std::to_string(e.image) + " of request " + std::to_string(a->req.id) +
+                            " has no features when its chunk is scheduled");
   }
-  if (inputs.empty()) return Status::ok();
-  PX_ASSIGN_OR_RETURN(backend::TensorBuffer encoded, model_->encode_images(inputs));
-  image_encoder_runs_ += static_cast<int64_t>(inputs.size());
-  auto owner = std::make_shared<backend::TensorBuffer>(std::move(encoded));
-  int64_t row = 0;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    auto features = std::make_shared<engine::ImageFeatures>();
-    features->owner = owner;
-    features->rows = owner->tensor().rows(row, row + rows[i]);
-    row += rows[i];
-    image_cache_->insert(hashes[i], features);
-    for (auto [a, k] : waiters[i]) a->features[static_cast<size_t>(k)] = features;
-  }
-  if (row != owner->tensor().dim(0)) return internal_error("the vision encoder returned an unexpected number of rows");
   return Status::ok();
 }
 
