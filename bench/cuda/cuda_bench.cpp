@@ -62,6 +62,20 @@ pixtral::model::DecoderBatch one_chunk(int64_t start, int64_t len, int64_t block
   return batch;
 }
 
+// `seqs` sequences of `context` tokens decoding one token each (ids 1000 + s), each on its own
+// ceil(context / block_size) consecutive cache blocks.
+pixtral::model::DecoderBatch decode_batch(const pixtral::model::KvCache& cache, int64_t seqs, int64_t context) {
+  const int64_t blocks_per_seq = (context + cache.block_size - 1) / cache.block_size;
+  pixtral::model::DecoderBatch batch;
+  for (int64_t s = 0; s < seqs; ++s) {
+    auto one = one_chunk(context - 1, 1, cache.block_size);
+    for (auto& id : one.seqs[0].block_table) id += static_cast<int32_t>(s * blocks_per_seq);
+    one.seqs[0].token_ids[0] = static_cast<int32_t>(1000 + s);
+    batch.seqs.push_back(std::move(one.seqs[0]));
+  }
+  return batch;
+}
+
 void bench_decode(const PixtralModel& m, pixtral::model::KvCache& cache, int64_t context) {
   auto batch = one_chunk(context - 1, 1, cache.block_size);
   const double s = median_seconds(m.backend(), 3, 15, [&] { (void)m.forward(batch, cache); });
@@ -88,13 +102,7 @@ void bench_decode_graph(const PixtralModel& m, pixtral::model::KvCache& cache, i
 double bench_decode_batch(const PixtralModel& m, pixtral::model::KvCache& cache, int64_t seqs, int64_t context) {
   const int64_t blocks_per_seq = (context + cache.block_size - 1) / cache.block_size;
   auto runner = m.make_decode_runner(cache, seqs, blocks_per_seq);
-  pixtral::model::DecoderBatch batch;
-  for (int64_t s = 0; s < seqs; ++s) {
-    auto one = one_chunk(context - 1, 1, cache.block_size);
-    for (auto& id : one.seqs[0].block_table) id += static_cast<int32_t>(s * blocks_per_seq);
-    one.seqs[0].token_ids[0] = static_cast<int32_t>(1000 + s);
-    batch.seqs.push_back(std::move(one.seqs[0]));
-  }
+  const pixtral::model::DecoderBatch batch = decode_batch(cache, seqs, context);
   std::vector<double> enqueue;  // host time of step() alone: inputs, uploads, graph launch
   const double s = median_seconds(m.backend(), 3, 20, [&] {
     const auto start = std::chrono::steady_clock::now();
@@ -117,12 +125,7 @@ double bench_decode_batch(const PixtralModel& m, pixtral::model::KvCache& cache,
 // inter-token latency while a long prompt (an image) prefills.
 pixtral::model::DecoderBatch mixed_batch(const pixtral::model::KvCache& cache, int64_t decodes, int64_t chunk) {
   const int64_t context = 640, per_seq = context / cache.block_size;
-  pixtral::model::DecoderBatch batch;
-  for (int64_t s = 0; s < decodes; ++s) {
-    auto one = one_chunk(context - 1, 1, cache.block_size);
-    for (auto& id : one.seqs[0].block_table) id += static_cast<int32_t>(s * per_seq);
-    batch.seqs.push_back(std::move(one.seqs[0]));
-  }
+  pixtral::model::DecoderBatch batch = decode_batch(cache, decodes, context);
   auto prefill = one_chunk(2048, chunk, cache.block_size);
   for (auto& id : prefill.seqs[0].block_table) id += static_cast<int32_t>(decodes * per_seq);
   batch.seqs.push_back(std::move(prefill.seqs[0]));
@@ -432,11 +435,7 @@ int profile_phase(const std::string& phase, const PixtralModel& m, pixtral::mode
     const int64_t seqs = phase == "decode64" ? 64 : 1, context = phase == "decode1-32k" ? 32768 : 640;
     const int64_t blocks_per_seq = phase == "decode64" ? context / cache.block_size : cache.num_blocks;
     runner = m.make_decode_runner(cache, seqs, blocks_per_seq);
-    for (int64_t s = 0; s < seqs; ++s) {
-      auto one = one_chunk(context - 1, 1, cache.block_size);
-      for (auto& id : one.seqs[0].block_table) id += static_cast<int32_t>(s * (context / cache.block_size));
-      batch.seqs.push_back(std::move(one.seqs[0]));
-    }
+    batch = decode_batch(cache, seqs, context);
     run = [&] { (void)runner->step(batch); };
   } else if (phase == "mixed") {
     batch = mixed_batch(cache, 31, 512);

@@ -126,18 +126,21 @@ struct OnBoth {
   TensorBuffer c, g;
 };
 
+// host on the CPU backend (f32) and on CUDA backend g (bf16).
+OnBoth on_both(Backend& g, const std::vector<float>& host, Shape shape) {
+  OnBoth b{cpu().alloc(DType::kF32, shape), g.alloc(DType::kBF16, shape)};
+  cpu().upload(host.data(), DType::kF32, b.c);
+  g.upload(host.data(), DType::kF32, b.g);
+  return b;
+}
+
 TEST(CudaConformance, NormMatmulFused) {
   SKIP_WITHOUT_CUDA();
   const MatmulCase cases[] = {{1, 130, 5120}, {1, 64, 64}, {3, 40, 1032}, {8, 96, 2048}, {5, 34, 24}, {9, 100, 72},
                               {33, 130, 72}};
   for (const EnvCase& e : kGemvVariants) {
     std::unique_ptr<Backend> g = cuda_with(e);
-    auto up = [&](const std::vector<float>& host, Shape shape) {
-      OnBoth b{cpu().alloc(DType::kF32, shape), g->alloc(DType::kBF16, shape)};
-      cpu().upload(host.data(), DType::kF32, b.c);
-      g->upload(host.data(), DType::kF32, b.g);
-      return b;
-    };
+    auto up = [&](const std::vector<float>& host, Shape shape) { return on_both(*g, host, shape); };
     uint64_t seed = 300;
     for (const auto& c : cases)
       for (bool swiglu : {false, true}) {
@@ -167,12 +170,7 @@ TEST(CudaConformance, QkvRopeFused) {
                         {9, 64, 2, 1, 12},   {70, 256, 8, 2, 128}};
   for (const EnvCase& e : kGemvVariants) {
     std::unique_ptr<Backend> g = cuda_with(e);
-    auto up = [&](const std::vector<float>& host, Shape shape) {
-      OnBoth b{cpu().alloc(DType::kF32, shape), g->alloc(DType::kBF16, shape)};
-      cpu().upload(host.data(), DType::kF32, b.c);
-      g->upload(host.data(), DType::kF32, b.g);
-      return b;
-    };
+    auto up = [&](const std::vector<float>& host, Shape shape) { return on_both(*g, host, shape); };
     auto up_i32 = [&](const std::vector<int32_t>& host) {
       const Shape shape{static_cast<int64_t>(host.size())};
       OnBoth b{cpu().alloc(DType::kI32, shape), g->alloc(DType::kI32, shape)};

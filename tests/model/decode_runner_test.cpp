@@ -9,12 +9,6 @@
 namespace pixtral::model::testing {
 namespace {
 
-std::vector<float> download(backend::Backend& b, const backend::Tensor& t) {
-  std::vector<float> host(static_cast<size_t>(t.numel()));
-  b.download_f32(t, host.data());
-  return host;
-}
-
 TEST(DecodeRunner, EqualsForwardForABatchOfSequences) {
   auto cpu = backend::make_cpu_backend();
   auto model = PixtralModel::load(golden_model("gqa_f32").mistral_dir, *cpu);
@@ -44,7 +38,7 @@ TEST(DecodeRunner, EqualsForwardForABatchOfSequences) {
     auto got = runner->step(batch);
     ASSERT_TRUE(got.is_ok()) << got.status().to_string();
     const int64_t vocab = (*model)->config().text.vocab_size;
-    const Comparison c = compare_logits(download(*cpu, *got), download(*cpu, *expected), vocab);
+    const Comparison c = compare_logits(download_f32(*cpu, *got), download_f32(*cpu, *expected), vocab);
     EXPECT_LE(c.rel_error, 1e-6) << "step " << step;
     EXPECT_EQ(c.argmax_agree, 1.0);
     for (auto& p : pos) ++p;

@@ -96,4 +96,10 @@ Comparison compare_logits(const std::vector<float>& ours, const std::vector<floa
   return c;
 }
 
+std::vector<float> download_f32(backend::Backend& b, const backend::Tensor& t) {
+  std::vector<float> host(static_cast<size_t>(t.numel()));
+  b.download_f32(t, host.data());
+  return host;
+}
+
 }  // namespace pixtral::model::testing

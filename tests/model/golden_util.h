@@ -32,4 +32,7 @@ struct Comparison {
 };
 Comparison compare_logits(const std::vector<float>& ours, const std::vector<float>& ref, int64_t vocab);
 
+// A tensor of backend b as host floats.
+std::vector<float> download_f32(backend::Backend& b, const backend::Tensor& t);
+
 }  // namespace pixtral::model::testing

@@ -9,12 +9,6 @@
 namespace pixtral::model::testing {
 namespace {
 
-std::vector<float> download(backend::Backend& b, const backend::Tensor& t) {
-  std::vector<float> host(static_cast<size_t>(t.numel()));
-  b.download_f32(t, host.data());
-  return host;
-}
-
 TEST(VisionJob, StepsEqualOneEncode) {
   auto cpu = backend::make_cpu_backend();
   const GoldenCase gc = load_golden_case("gqa_f32_three_images");
@@ -24,7 +18,7 @@ TEST(VisionJob, StepsEqualOneEncode) {
   for (const auto& img : gc.images) images.push_back({img.height, img.width, img.pixels.data()});
   auto whole = (*model)->encode_images(images);
   ASSERT_TRUE(whole.is_ok()) << whole.status().to_string();
-  const std::vector<float> want = download(*cpu, *whole);
+  const std::vector<float> want = download_f32(*cpu, *whole);
   for (int64_t per_call : {1, 2, 1000}) {
     auto job = (*model)->begin_images(images);
     ASSERT_TRUE(job.is_ok()) << job.status().to_string();
@@ -36,7 +30,7 @@ TEST(VisionJob, StepsEqualOneEncode) {
     EXPECT_EQ((*model)->advance_images(*job, per_call), 0);  // nothing left
     const int64_t layers = (*model)->config().vision.num_layers;
     EXPECT_EQ(calls, (layers + per_call - 1) / per_call);
-    EXPECT_EQ(download(*cpu, (*model)->finish_images(*job).tensor()), want) << per_call << " layers per call";
+    EXPECT_EQ(download_f32(*cpu, (*model)->finish_images(*job).tensor()), want) << per_call << " layers per call";
   }
 }
 

@@ -92,6 +92,13 @@ __device__ inline void rope_angle(int64_t i, int64_t j, const int32_t* pos, cons
   sincosf(p * inv_freq, &sn, &cs);
 }
 
+// The angles of the 4 pairs of 16-byte chunk c of token i.
+__device__ inline void rope_angles4(int64_t i, int64_t c, const int32_t* pos, const int32_t* pos_col, int64_t hd,
+                                    float theta, float (&sn)[4], float (&cs)[4]) {
+#pragma unroll
+  for (int j = 0; j < 4; ++j) rope_angle(i, 4 * c + j, pos, pos_col, hd, theta, sn[j], cs[j]);
+}
+
 __device__ inline uint4 rotate4(const uint4& v, const float (&sn)[4], const float (&cs)[4]) {
   float f[8];
   unpack8(v, f);
@@ -113,8 +120,7 @@ __global__ void rope_vec_kernel(bf16* x, const int32_t* pos, const int32_t* pos_
   if (idx >= t * per_row) return;
   const int64_t i = idx / per_row, c = idx % per_row;
   float sn[4], cs[4];
-#pragma unroll
-  for (int j = 0; j < 4; ++j) rope_angle(i, 4 * c + j, pos, pos_col, hd, theta, sn[j], cs[j]);
+  rope_angles4(i, c, pos, pos_col, hd, theta, sn, cs);
   const int64_t h0 = blockIdx.y * static_cast<int64_t>(kHeadsPerThread);
   uint4 v[kHeadsPerThread];
 #pragma unroll
@@ -138,8 +144,7 @@ __global__ void qkv_split_rope_kernel(const bf16* qkv, bf16* q, bf16* k_cache, b
   const int64_t slot = slots[i];
   if (slot < 0 || slot >= num_slots) __trap();  // slot out of the cache: a bug
   float sn[4], cs[4];
-#pragma unroll
-  for (int j = 0; j < 4; ++j) rope_angle(i, 4 * c + j, pos, nullptr, hd, theta, sn[j], cs[j]);
+  rope_angles4(i, c, pos, nullptr, hd, theta, sn, cs);
   const int64_t h0 = blockIdx.y * static_cast<int64_t>(kHeadsPerThread);
   uint4 v[kHeadsPerThread];
 #pragma unroll
