@@ -73,4 +73,9 @@ void Backend::qkv_rope(const QkvRopeParams& p) {
   kv_write({.k = k, .v = v, .k_cache = p.k_cache, .v_cache = p.v_cache, .slot_mapping = p.slot_mapping});
 }
 
+void Backend::paged_attention_pair(const PagedAttentionParams& first, const PagedAttentionParams& second) {
+  paged_attention(first);
+  paged_attention(second);
+}
+
 }  // namespace pixtral::backend

@@ -105,6 +105,10 @@ class Backend {
   // device backends override the shapes they fuse (decode) and fall back to it otherwise. ----
   virtual void norm_matmul(const NormMatmulParams& p);
   virtual void qkv_rope(const QkvRopeParams& p);
+  // Two paged_attention calls over disjoint query rows of one step that read the cache only (a
+  // mixed step's decode rows, then its prefill chunks): a device backend may run them at the same
+  // time (the first is bound by memory, the second by compute). The default runs them in order.
+  virtual void paged_attention_pair(const PagedAttentionParams& first, const PagedAttentionParams& second);
 };
 
 }  // namespace pixtral::backend

@@ -32,15 +32,16 @@ void TextDecoder::attend(backend::Backend& b, const StepTensors& t, const Tensor
                          size_t layer) const {
   const float scale = 1.0f / std::sqrt(static_cast<float>(config_.text.head_dim));
   const int64_t d = t.num_decode_seqs, s = t.num_seqs;
-  auto call = [&](int64_t first, int64_t end, int64_t max_q_len) {
-    b.paged_attention({.q = q, .k_cache = cache.k[layer], .v_cache = cache.v[layer],
-                       .q_start = t.q_start.rows(first, end + 1), .kv_len = t.kv_len.rows(first, end),
-                       .block_tables = t.block_tables.rows(first, end), .out = out, .scale = scale,
-                       .num_seqs = end - first, .max_kv_len = t.max_kv_len, .max_q_len = max_q_len});
+  auto params = [&](int64_t first, int64_t end, int64_t max_q_len) {
+    return backend::PagedAttentionParams{.q = q, .k_cache = cache.k[layer], .v_cache = cache.v[layer],
+                                         .q_start = t.q_start.rows(first, end + 1), .kv_len = t.kv_len.rows(first, end),
+                                         .block_tables = t.block_tables.rows(first, end), .out = out, .scale = scale,
+                                         .num_seqs = end - first, .max_kv_len = t.max_kv_len, .max_q_len = max_q_len};
   };
-  if (d == 0 || d == s || t.max_q_len == 1) return call(0, s, t.max_q_len);
-  call(0, d, 1);
-  call(d, s, t.max_q_len);
+  if (d == 0 || d == s || t.max_q_len == 1) return b.paged_attention(params(0, s, t.max_q_len));
+  // A mixed step: the decode rows (bound by reading their contexts) and the prefill chunks (bound
+  // by compute) on the kernels made for each, at the same time where the backend can.
+  b.paged_attention_pair(params(0, d, 1), params(d, s, t.max_q_len));
 }
 
 void TextDecoder::compute(backend::Backend& b, const StepTensors& t, const std::vector<ImageScatterTensors>& images,

@@ -214,7 +214,9 @@ TEST(CudaAttention, PagedPrefillLargerBound) {
 void run_paged_split(const Heads& hs, const std::vector<Seq>& seqs, int64_t d, int64_t bs, uint64_t seed) {
   const PagedCase c = make_paged(hs, seqs, bs, seed, 0);
   const std::vector<float> want = cpu_paged(c);
-  auto two_calls = [&](Backend& b) {
+  // pair: through paged_attention_pair (the CUDA backend runs the first call on a side stream,
+  // concurrently with the second).
+  auto two_calls = [&](Backend& b, bool pair) {
     const PagedTensors t = upload_paged(b, c);
     auto part = [&](int64_t first, int64_t end, int64_t max_q) {
       PagedAttentionParams p = t.params(c);
@@ -223,16 +225,22 @@ void run_paged_split(const Heads& hs, const std::vector<Seq>& seqs, int64_t d, i
       p.block_tables = t.bt.tensor().rows(first, end);
       p.num_seqs = end - first;
       p.max_q_len = max_q;
-      b.paged_attention(p);
+      return p;
     };
-    part(0, d, 1);
-    part(d, c.s, c.max_q);
+    if (pair) {
+      b.paged_attention_pair(part(0, d, 1), part(d, c.s, c.max_q));
+    } else {
+      b.paged_attention(part(0, d, 1));
+      b.paged_attention(part(d, c.s, c.max_q));
+    }
     return download(b, t.out);
   };
-  EXPECT_LE(rel_error(want, two_calls(cpu())), 1e-6) << "cpu, d " << d;
+  EXPECT_LE(rel_error(want, two_calls(cpu(), false)), 1e-6) << "cpu, d " << d;
   for (const Variant& var : variants())
-    EXPECT_LE(rel_error(want, two_calls(*var.backend)), kOpTolerance)
-        << var.name << ": H " << hs.h << " hd " << hs.hd << " seqs " << c.s << " d " << d << " bs " << bs;
+    for (bool pair : {false, true})
+      EXPECT_LE(rel_error(want, two_calls(*var.backend, pair)), kOpTolerance)
+          << var.name << (pair ? " (pair)" : "") << ": H " << hs.h << " hd " << hs.hd << " seqs " << c.s << " d " << d
+          << " bs " << bs;
 }
 
 TEST(CudaAttention, PagedDecodeRowsAndChunksInTwoCalls) {

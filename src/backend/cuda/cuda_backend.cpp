@@ -43,6 +43,12 @@ CudaBackend::CudaBackend(int device) : device_(device) {
     CUDA_CHECK(cudaEventCreateWithFlags(&staging_done_[i], cudaEventDisableTiming));
     CUDA_CHECK(cudaEventRecord(staging_done_[i], stream_));
   }
+  CUDA_CHECK(cudaStreamCreateWithFlags(&side_stream_, cudaStreamNonBlocking));
+  CUDA_CHECK(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming));
+  CUDA_CHECK(cudaEventCreateWithFlags(&join_, cudaEventDisableTiming));
+  if (const char* v = std::getenv("PIXTRAL_CUDA_ATTN_OVERLAP"); v != nullptr) overlap_attention_ = std::strcmp(v, "0") != 0;
+  if (const char* v = std::getenv("PIXTRAL_CUDA_GEMM_TUNE"); v != nullptr)  // cuda_backend_gemm_tune.cpp
+    gemm_tune_min_m_ = std::strcmp(v, "0") == 0 ? 0 : std::max(1, std::atoi(v));
   const char* gemv = std::getenv("PIXTRAL_CUDA_GEMV");  // "0": small-M matmuls through cuBLASLt too
   use_gemv_ = !(gemv != nullptr && std::strcmp(gemv, "0") == 0);
   // "1", "2", "4" or "8": force the warps per output column of the GEMV (benchmarks, tests).
@@ -104,6 +110,12 @@ CudaBackend::~CudaBackend() {
     cudaEventDestroy(staging_done_[i]);
     cudaFreeHost(staging_[i]);
   }
+  cudaStreamSynchronize(side_stream_);
+  cudaEventDestroy(fork_);
+  cudaEventDestroy(join_);
+  cudaStreamDestroy(side_stream_);
+  if (tune_begin_ != nullptr) cudaEventDestroy(tune_begin_);
+  if (tune_end_ != nullptr) cudaEventDestroy(tune_end_);
   cudaFree(workspace_);
   cublasLtDestroy(lt_);
   cudaStreamDestroy(stream_);
@@ -133,6 +145,7 @@ void* CudaBackend::scratch(size_t bytes) {
 void CudaBackend::free_scratch(void* ptr) { CUDA_CHECK(cudaFreeAsync(ptr, stream_)); }
 
 float* CudaBackend::split_workspace(size_t bytes) {
+  if (private_temporaries_) return nullptr;
   if (bytes <= split_ws_bytes_) return static_cast<float*>(split_ws_);
   cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
   CUDA_CHECK(cudaStreamIsCapturing(stream_, &capturing));
@@ -155,6 +168,7 @@ void* CudaBackend::op_workspace(size_t bytes) {
 }
 
 uint32_t* CudaBackend::decode_counters(size_t count) {
+  if (private_temporaries_) return nullptr;
   if (count <= counters_count_) return static_cast<uint32_t*>(counters_);
   cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
   CUDA_CHECK(cudaStreamIsCapturing(stream_, &capturing));

@@ -53,6 +53,7 @@ class CudaBackend final : public Backend {
   void patchify(const PatchifyParams& p) override;
   void kv_write(const KvWriteParams& p) override;
   void paged_attention(const PagedAttentionParams& p) override;
+  void paged_attention_pair(const PagedAttentionParams& first, const PagedAttentionParams& second) override;
   void varlen_attention(const VarlenAttentionParams& p) override;
   void sample(const SampleParams& p) override;  // cuda_backend_sample.cpp
   void norm_matmul(const NormMatmulParams& p) override;
@@ -65,13 +66,20 @@ class CudaBackend final : public Backend {
     cublasLtMatmulDesc_t desc = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo{};
+    std::vector<cublasLtMatmulAlgo_t> candidates;  // the heuristic's, best-estimated first
+    bool settled = false;  // algo final: timed, taken from its M bucket, or tuning not wanted
   };
+  static constexpr int kTuneCandidates = 8;
   static constexpr int kStagingSlots = 8;
   static constexpr size_t kStagingBytes = 8u << 20;   // per slot
   static constexpr size_t kWorkspaceBytes = 32u << 20;  // cuBLASLt
 
-  const Plan& plan_for(const PlanKey& key);
+  Plan& plan_for(const PlanKey& key);
   void matmul_cublaslt(const MatmulParams& p);
+  // GEMM autotuning (cuda_backend_gemm_tune.cpp): the first GEMM of an M bucket with M >= the
+  // tuning threshold times the heuristic's candidates on its own operands and keeps the fastest
+  // for every M of the bucket; not during a capture (the plan then settles on a later call).
+  void settle_algo(Plan& plan, const PlanKey& key, const MatmulParams& p);
   // qkv_rope / norm_matmul for shapes the fused GEMV does not take (M > 8): rms_norm, one GEMM,
   // then the split kernel / silu_mul, with their temporaries in the op workspace.
   void qkv_rope_batched(const QkvRopeParams& p);
@@ -102,6 +110,13 @@ class CudaBackend final : public Backend {
   // does not fit it or PIXTRAL_CUDA_DECODE_ATTN=old.
   bool decode_attention(const cuda::AttentionArgs& a);
 
+  // Side stream of paged_attention_pair: the first call runs there (forked from and joined back to
+  // stream_ by events) with temporaries of its own (split_workspace / decode_counters return
+  // nullptr while private_temporaries_ is set). PIXTRAL_CUDA_ATTN_OVERLAP=0 runs the two in order.
+  cudaStream_t side_stream_ = nullptr;
+  cudaEvent_t fork_ = nullptr, join_ = nullptr;
+  bool overlap_attention_ = true;
+  bool private_temporaries_ = false;
   int device_ = 0;
   int num_sms_ = 0;
   bool use_gemv_ = true;
@@ -112,6 +127,9 @@ class CudaBackend final : public Backend {
   cublasLtHandle_t lt_ = nullptr;
   void* workspace_ = nullptr;
   std::map<PlanKey, Plan> plans_;
+  std::map<PlanKey, cublasLtMatmulAlgo_t> tuned_;  // key with M rounded up to its bucket
+  int64_t gemm_tune_min_m_ = 0;  // PIXTRAL_CUDA_GEMM_TUNE=N: tune M >= N; 0 (default): the heuristic's choice
+  cudaEvent_t tune_begin_ = nullptr, tune_end_ = nullptr;
   std::array<void*, kStagingSlots> staging_{};
   std::array<cudaEvent_t, kStagingSlots> staging_done_{};
   int staging_next_ = 0;

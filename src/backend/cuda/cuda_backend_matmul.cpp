@@ -22,7 +22,7 @@ int common_alignment(std::initializer_list<const void*> ptrs) {
 
 }  // namespace
 
-const CudaBackend::Plan& CudaBackend::plan_for(const PlanKey& key) {
+CudaBackend::Plan& CudaBackend::plan_for(const PlanKey& key) {
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second;
   const auto [m, n, k, accumulate, bias, align] = key;
@@ -50,13 +50,18 @@ const CudaBackend::Plan& CudaBackend::plan_for(const PlanKey& key) {
   for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
                     CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
     LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &a32, sizeof a32));
-  cublasLtMatmulHeuristicResult_t result{};
+  std::array<cublasLtMatmulHeuristicResult_t, kTuneCandidates> results{};
   int returned = 0;
-  LT_CHECK(cublasLtMatmulAlgoGetHeuristic(lt_, plan.desc, plan.a, plan.b, plan.c, plan.c, pref, 1, &result,
-                                          &returned));
+  LT_CHECK(cublasLtMatmulAlgoGetHeuristic(lt_, plan.desc, plan.a, plan.b, plan.c, plan.c, pref, kTuneCandidates,
+                                          results.data(), &returned));
   cublasLtMatmulPreferenceDestroy(pref);
   PX_CHECK_MSG(returned > 0, "cuBLASLt found no algorithm for this matmul");
-  plan.algo = result.algo;
+  for (int i = 0; i < returned; ++i)
+    if (results[static_cast<size_t>(i)].state == CUBLAS_STATUS_SUCCESS)
+      plan.candidates.push_back(results[static_cast<size_t>(i)].algo);
+  PX_CHECK_MSG(!plan.candidates.empty(), "cuBLASLt found no usable algorithm for this matmul");
+  plan.algo = plan.candidates.front();
+  plan.settled = gemm_tune_min_m_ <= 0 || m < gemm_tune_min_m_ || plan.candidates.size() == 1;
   return plans_.emplace(key, plan).first->second;
 }
 
@@ -64,10 +69,12 @@ void CudaBackend::matmul_cublaslt(const MatmulParams& p) {
   const int64_t m = p.x.dim(0), k = p.x.dim(1), n = p.w.dim(0);
   const bool bias = !p.bias.empty();
   const int align = common_alignment({p.x.data, p.w.data, p.y.data, bias ? p.bias.data : nullptr});
-  const Plan& plan = plan_for({m, n, k, p.accumulate, bias, align});
+  const PlanKey key{m, n, k, p.accumulate, bias, align};
+  Plan& plan = plan_for(key);
   if (bias)
     LT_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &p.bias.data,
                                             sizeof p.bias.data));
+  if (!plan.settled) settle_algo(plan, key, p);
   const float alpha = 1.0f, beta = p.accumulate ? 1.0f : 0.0f;
   LT_CHECK(cublasLtMatmul(lt_, plan.desc, &alpha, p.w.data, plan.a, p.x.data, plan.b, &beta, p.y.data, plan.c,
                           p.y.data, plan.c, &plan.algo, workspace_, kWorkspaceBytes, stream_));
