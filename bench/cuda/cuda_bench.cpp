@@ -62,14 +62,21 @@ pixtral::model::DecoderBatch one_chunk(int64_t start, int64_t len, int64_t block
   return batch;
 }
 
+// Cache blocks the decode sequences of an engine-like step may use: the last kChunkBlocks are left
+// to the prefill chunk of a mixed step.
+constexpr int64_t kChunkBlocks = 200;
+
 // `seqs` sequences of `context` tokens decoding one token each (ids 1000 + s), each on its own
-// ceil(context / block_size) consecutive cache blocks.
+// ceil(context / block_size) consecutive cache blocks; when they need more blocks than the cache
+// has (engine-like contexts of image prompts), block ids wrap around below the chunk's blocks, so
+// sequences share blocks (reads as wide as distinct ones; the new tokens' writes may collide).
 pixtral::model::DecoderBatch decode_batch(const pixtral::model::KvCache& cache, int64_t seqs, int64_t context) {
   const int64_t blocks_per_seq = (context + cache.block_size - 1) / cache.block_size;
+  const int64_t usable = cache.num_blocks - kChunkBlocks;
   pixtral::model::DecoderBatch batch;
   for (int64_t s = 0; s < seqs; ++s) {
     auto one = one_chunk(context - 1, 1, cache.block_size);
-    for (auto& id : one.seqs[0].block_table) id += static_cast<int32_t>(s * blocks_per_seq);
+    for (auto& id : one.seqs[0].block_table) id = static_cast<int32_t>((id + s * blocks_per_seq) % usable);
     one.seqs[0].token_ids[0] = static_cast<int32_t>(1000 + s);
     batch.seqs.push_back(std::move(one.seqs[0]));
   }
@@ -123,23 +130,35 @@ double bench_decode_batch(const PixtralModel& m, pixtral::model::KvCache& cache,
 // the allocating forward() path the engine takes for such steps. Printed against a decode-only
 // step of decodes + 1 sequences (`decode_step` seconds): the ratio bounds the running streams'
 // inter-token latency while a long prompt (an image) prefills.
-pixtral::model::DecoderBatch mixed_batch(const pixtral::model::KvCache& cache, int64_t decodes, int64_t chunk) {
-  const int64_t context = 640, per_seq = context / cache.block_size;
+pixtral::model::DecoderBatch mixed_batch(const pixtral::model::KvCache& cache, int64_t decodes, int64_t chunk,
+                                         int64_t context) {
   pixtral::model::DecoderBatch batch = decode_batch(cache, decodes, context);
   auto prefill = one_chunk(2048, chunk, cache.block_size);
-  for (auto& id : prefill.seqs[0].block_table) id += static_cast<int32_t>(decodes * per_seq);
+  PX_CHECK(static_cast<int64_t>(prefill.seqs[0].block_table.size()) <= kChunkBlocks);
+  for (auto& id : prefill.seqs[0].block_table) id += static_cast<int32_t>(cache.num_blocks - kChunkBlocks);
   batch.seqs.push_back(std::move(prefill.seqs[0]));
   return batch;
 }
 
 void bench_mixed_step(const PixtralModel& m, pixtral::model::KvCache& cache, int64_t decodes, int64_t chunk,
-                      double decode_step) {
-  const auto batch = mixed_batch(cache, decodes, chunk);
+                      int64_t context, double decode_step) {
+  const auto batch = mixed_batch(cache, decodes, chunk, context);
   const double s = median_seconds(m.backend(), 2, 10, [&] { (void)m.forward(batch, cache); });
-  std::printf("mixed step: %lld decodes (640 context) + a %lld-token chunk after 2048: %7.2f ms = %.2fx the "
+  std::printf("mixed step: %lld decodes (%lld context) + a %lld-token chunk after 2048: %7.2f ms = %.2fx the "
               "%lld-sequence decode step\n",
-              static_cast<long long>(decodes), static_cast<long long>(chunk), s * 1e3, s / decode_step,
-              static_cast<long long>(decodes + 1));
+              static_cast<long long>(decodes), static_cast<long long>(context), static_cast<long long>(chunk),
+              s * 1e3, s / decode_step, static_cast<long long>(decodes + 1));
+}
+
+// The steps of the image load (issue 5: 32 requests in flight, each a 1024² image + 100 tokens,
+// so about 4,400 tokens of context while they decode): a decode-only step of 32 sequences, and
+// mixed steps of 31 decodes plus the chunk that fills a token budget of 256, 384 or 512 (the
+// scheduler counts the decodes in the budget). The ratio is the bound on the running streams'
+// inter-token latency while images prefill (≤ 2x).
+void bench_image_load_steps(const PixtralModel& m, pixtral::model::KvCache& cache) {
+  const int64_t context = 4400, decodes = 31;
+  const double step = bench_decode_batch(m, cache, decodes + 1, context);
+  for (int64_t budget : {256, 384, 512}) bench_mixed_step(m, cache, decodes, budget - decodes, context, step);
 }
 
 void bench_prefill(const PixtralModel& m, pixtral::model::KvCache& cache, int64_t tokens) {
@@ -437,8 +456,8 @@ int profile_phase(const std::string& phase, const PixtralModel& m, pixtral::mode
     runner = m.make_decode_runner(cache, seqs, blocks_per_seq);
     batch = decode_batch(cache, seqs, context);
     run = [&] { (void)runner->step(batch); };
-  } else if (phase == "mixed") {
-    batch = mixed_batch(cache, 31, 512);
+  } else if (phase == "mixed" || phase == "mixed-image") {  // as the 512-token lines of bench_mixed_step
+    batch = phase == "mixed" ? mixed_batch(cache, 31, 512, 640) : mixed_batch(cache, 31, 512 - 31, 4400);
     run = [&] { (void)m.forward(batch, cache); };
   } else if (phase == "prefill") {
     batch = one_chunk(0, 4160, cache.block_size);
@@ -447,7 +466,8 @@ int profile_phase(const std::string& phase, const PixtralModel& m, pixtral::mode
     run = [&] { (void)m.encode_images(images); };
   } else {
     std::fprintf(stderr,
-                 "cuda_bench: --profile wants decode1, decode1-32k, decode64, mixed, prefill or vision, not '%s'\n",
+                 "cuda_bench: --profile wants decode1, decode1-32k, decode64, mixed, mixed-image, prefill or vision, "
+                 "not '%s'\n",
                  phase.c_str());
     return 2;
   }
@@ -478,18 +498,21 @@ void bench_attention_kernels() {
 
 }  // namespace
 
-// cuda_bench [--decode-only | --profile PHASE]: --decode-only skips the op-level sweeps and the
-// attention kernels (to compare whole-model figures under different PIXTRAL_CUDA_* settings
-// quickly); --profile runs one phase inside a profiler range (see profile_phase).
+// cuda_bench [--decode-only | --mixed | --prefill | --profile PHASE]: --decode-only skips the
+// op-level sweeps and the attention kernels (to compare whole-model figures under different
+// PIXTRAL_CUDA_* settings quickly); --mixed prints only the serving steps that carry a prefill
+// chunk (and the decode steps they compare to); --prefill only the prefill, vision encoder and
+// time-to-first-token lines; --profile runs one phase inside a profiler range (see
+// profile_phase).
 int main(int argc, char** argv) {
   if (pixtral::backend::cuda_device_count() == 0) {
     std::printf("cuda_bench: no CUDA device\n");
     return 0;
   }
   const std::string flag = argc > 1 ? argv[1] : "";
-  const bool decode_only = flag == "--decode-only";
+  const bool decode_only = flag == "--decode-only", mixed_only = flag == "--mixed", prefill_only = flag == "--prefill";
   const std::string profile = flag == "--profile" && argc > 2 ? argv[2] : "";
-  if (!decode_only && profile.empty()) {
+  if (!decode_only && !mixed_only && !prefill_only && profile.empty()) {
     auto gemv = std::move(pixtral::backend::make_cuda_backend(0)).value();
     bench_small_m(*gemv, "gemv", {1, 4, 8});
     bench_small_m(*backend_with_env("PIXTRAL_CUDA_GEMV", "0"), "cublasLt", {1, 4, 8});
@@ -508,7 +531,7 @@ int main(int argc, char** argv) {
     bench_small_m(*backend_with_env("PIXTRAL_CUDA_PDL", "0"), "gemv-nopdl", {1});
   }
   auto backend = std::move(pixtral::backend::make_cuda_backend(0)).value();
-  if (!decode_only && profile.empty()) {
+  if (!decode_only && !mixed_only && !prefill_only && profile.empty()) {
     bench_attention_kernels();
     bench_decode_attention(*backend_with_env("PIXTRAL_CUDA_DECODE_ATTN", "new"), "new");
     bench_decode_attention(*backend_with_env("PIXTRAL_CUDA_DECODE_ATTN", "old"), "old");
@@ -521,13 +544,26 @@ int main(int argc, char** argv) {
   auto model = PixtralModel::random(*config, *backend, 1);
   // Blocks for one 32k-token sequence, or for 64 sequences of 640 tokens on distinct blocks.
   const int64_t block_size = 16, max_context = 32768;
-  auto cache = model->make_kv_cache(std::max(max_context / block_size + 1, 64 * 640 / block_size), block_size);
+  auto cache = model->make_kv_cache(std::max(max_context / block_size + 1, 64 * 640 / block_size) + kChunkBlocks,
+                                    block_size);
   for (size_t l = 0; l < cache.k.size(); ++l) {  // random K/V, never zeros
     backend->fill_random(cache.k[l], 100 + l, 0.0f, 1.0f);
     backend->fill_random(cache.v[l], 200 + l, 0.0f, 1.0f);
   }
   backend->synchronize();
   if (!profile.empty()) return profile_phase(profile, *model, cache);
+  if (mixed_only) {
+    const double step32 = bench_decode_batch(*model, cache, 32, 640);
+    for (int64_t chunk : {128, 256, 512}) bench_mixed_step(*model, cache, 31, chunk, 640, step32);
+    bench_image_load_steps(*model, cache);
+    return 0;
+  }
+  if (prefill_only) {
+    bench_prefill(*model, cache, 4160);
+    bench_vision(*model);
+    bench_ttft(*model, cache);
+    return 0;
+  }
   bench_decode(*model, cache, 512);
   bench_decode(*model, cache, 4096);
   bench_decode(*model, cache, 32768);
@@ -536,7 +572,8 @@ int main(int argc, char** argv) {
   bench_decode_graph(*model, cache, 32768);
   bench_decode_batch(*model, cache, 16, 640);
   const double step32 = bench_decode_batch(*model, cache, 32, 640);
-  for (int64_t chunk : {128, 256, 512}) bench_mixed_step(*model, cache, 31, chunk, step32);
+  for (int64_t chunk : {128, 256, 512}) bench_mixed_step(*model, cache, 31, chunk, 640, step32);
+  bench_image_load_steps(*model, cache);
   bench_decode_batch(*model, cache, 64, 640);
   if (decode_only) return 0;
   bench_prefill(*model, cache, 4160);
