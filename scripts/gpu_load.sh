@@ -2,7 +2,7 @@
 # Runs on the GPU machine, from the repository root, after scripts/gpu_bundle.sh made .bundle/:
 # the serving-engine load runs of docs/PERFORMANCE.md (pixtral_load, random weights of the exact
 # Pixtral-12B shape initialised on the device). Logs go to $OUT when it is set (else .bundle/out).
-# Usage: bash scripts/gpu_load.sh [all|text|image|cache|long]
+# Usage: bash scripts/gpu_load.sh [all|text|image|cache|n|long]
 set -uo pipefail
 LOG_DIR=${OUT:-.bundle/out}
 mkdir -p "$LOG_DIR"
@@ -41,6 +41,11 @@ if [ "$WHAT" = all ] || [ "$WHAT" = cache ]; then
   # A 2,000-token shared prefix: the second request's TTFT against the first's.
   run prefix2000 120 --num-requests 4 --concurrency 1 --prompt-len 2100 --shared-prefix 2000 --output-len 8 \
     --kv-blocks 4000
+fi
+if [ "$WHAT" = all ] || [ "$WHAT" = n ]; then
+  # n > 1: 16 requests of 4 choices each (the prompt's blocks shared, computed once), sampled.
+  run n4 180 --num-requests 16 --n 4 --prompt-len 512 --output-len 128 --max-num-seqs 64 \
+    --max-num-batched-tokens 4096 --gpu-memory-utilization 0.9 --temperature 0.8 --top-p 0.95
 fi
 if [ "$WHAT" = all ] || [ "$WHAT" = long ]; then
   # 128k context: a 127,000-token prompt + 1,000 generated tokens on one sequence.

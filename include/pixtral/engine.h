@@ -42,7 +42,7 @@ struct EngineOptions {
   // A request's images are encoded before it enters the scheduler, at most this many vision
   // encoder layers per step while other sequences run (so their inter-token latency does not take
   // a whole encoder at once); all layers at once when nothing runs, or when 0.
-  int64_t vision_layers_per_step = 6;
+  int64_t vision_layers_per_step = 3;
   bool audit_blocks = false;        // check the block manager's invariants after every step (tests)
   // Where tokens are sampled: "device" (the backend's sample op; only the ids come back to the
   // host), "host" (all logits downloaded, engine::Sampler per request), or "auto": device on GPU
@@ -99,6 +99,7 @@ struct Histogram {
   std::vector<int64_t> counts;
   int64_t total = 0;
   double sum_ms = 0.0;
+  double max_ms = 0.0;
   double mean_ms() const { return total ? sum_ms / static_cast<double>(total) : 0.0; }
 };
 
@@ -120,6 +121,9 @@ struct MetricsSnapshot {
   // batch, uploads, graph launch) and after the sampled ids are back (scheduler update,
   // detokenizer, stop checks, events): the device idles during both.
   Histogram decode_step, mixed_step, decode_host_schedule, decode_host_launch, decode_host_after;
+  // Decode-only steps that run at least 90 % of max_num_seqs sequences: the normal step of a full
+  // batch, the reference of the inter-token-latency bound while prompts prefill.
+  Histogram decode_step_full;
 };
 
 class Engine {

@@ -54,6 +54,7 @@ void record_latency(Histogram& h, double ms) {
   ++h.counts[static_cast<size_t>(it - h.bounds_ms.begin())];
   ++h.total;
   h.sum_ms += ms;
+  h.max_ms = std::max(h.max_ms, ms);
 }
 
 namespace {
@@ -84,7 +85,7 @@ Result<std::unique_ptr<Engine::Impl>> Engine::Impl::create(const EngineOptions& 
 
 void Engine::Impl::reset_histograms() {
   for (Histogram* h : {&ttft_, &itl_, &decode_step_, &mixed_step_, &decode_host_schedule_, &decode_host_launch_,
-                       &decode_host_after_})
+                       &decode_host_after_, &decode_step_full_})
     *h = make_histogram();
 }
 
@@ -276,6 +277,7 @@ void Engine::Impl::publish_metrics() {
   m.itl = itl_;
   m.decode_step = decode_step_;
   m.mixed_step = mixed_step_;
+  m.decode_step_full = decode_step_full_;
   m.decode_host_schedule = decode_host_schedule_;
   m.decode_host_launch = decode_host_launch_;
   m.decode_host_after = decode_host_after_;

@@ -68,7 +68,8 @@ Status Engine::Impl::finish_image_job(ActiveRequest& a) {
   return Status::ok();
 }
 
-void Engine::Impl::advance_encoding() {
+bool Engine::Impl::advance_encoding() {
+  bool worked = false;
   const bool streams_wait = scheduler_->num_running() > 0 && options_.vision_layers_per_step > 0;
   int64_t budget = streams_wait ? options_.vision_layers_per_step : std::numeric_limits<int64_t>::max();
   while (!encoding_.empty()) {
@@ -87,9 +88,10 @@ void Engine::Impl::advance_encoding() {
       }
     }
     if (image_job_) {
-      if (budget <= 0) return;
+      if (budget <= 0) return worked;
       budget -= model_->advance_images(image_job_->encoding, budget);
-      if (!model_->images_done(image_job_->encoding)) return;
+      worked = true;
+      if (!model_->images_done(image_job_->encoding)) return worked;
       const Status s = finish_image_job(a);
       image_job_.reset();
       if (!s.is_ok()) {
@@ -101,6 +103,7 @@ void Engine::Impl::advance_encoding() {
     encoding_.pop_front();
     enqueue(a);
   }
+  return worked;
 }
 
 }  // namespace pixtral

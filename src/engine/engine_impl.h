@@ -121,7 +121,7 @@ class Engine::Impl {
   Status finish_image_job(ActiveRequest& a);
   // Encoder layers for the waiting requests, first come first served: at most
   // options_.vision_layers_per_step while sequences run, else all; finished ones enter the scheduler.
-  void advance_encoding();
+  bool advance_encoding();  // whether it ran any encoder work
   Status check_image_features(const engine::SchedulerOutput& out);
   backend::Tensor features_of(engine::SeqId seq);
   // The step's logits [R, V] on the backend, one row per scheduled chunk (owned by `keep` or the
@@ -173,6 +173,7 @@ class Engine::Impl {
   std::optional<ImageJob> image_job_;
   int64_t image_encoder_runs_ = 0, image_cache_hits_ = 0, steps_ = 0, finished_ = 0, generated_ = 0;
   Histogram ttft_, itl_, decode_step_, mixed_step_, decode_host_schedule_, decode_host_launch_, decode_host_after_;
+  Histogram decode_step_full_;
   Clock::time_point scheduled_at_, launched_at_, sampled_at_;  // of the current step
   Status audit_;
 

@@ -115,13 +115,12 @@ void Engine::Impl::fail_step(const engine::SchedulerOutput& out, const Status& s
 
 void Engine::Impl::run_step() {
   const auto start = Clock::now();
-  advance_encoding();
   const engine::SchedulerOutput out = scheduler_->schedule();
-  if (out.empty()) return;
+  if (out.empty()) {  // nothing admitted yet: only images to encode (all layers, no stream waits)
+    advance_encoding();
+    return;
+  }
   ++steps_;
-  const bool decode_only =
-      out.images_to_encode.empty() &&
-      std::all_of(out.chunks.begin(), out.chunks.end(), [](const engine::ScheduledChunk& c) { return c.num_tokens == 1; });
   for (const auto& chunk : out.chunks) {
     ActiveRequest* a = live_request(chunk.seq);
     if (a != nullptr && !a->scheduled) {
@@ -137,6 +136,13 @@ void Engine::Impl::run_step() {
   auto logits = forward(out, keep);
   if (!logits.is_ok()) return fail_step(out, logits.status());
   launched_at_ = Clock::now();
+  // The waiting requests' image encoding (a few layers), queued behind the step's forward: its
+  // host part (pixels into staging memory, launches) runs while the device computes the step. It
+  // admits requests for the next schedule() only.
+  const bool encoded = advance_encoding();
+  const bool decode_only =
+      !encoded && out.images_to_encode.empty() &&
+      std::all_of(out.chunks.begin(), out.chunks.end(), [](const engine::ScheduledChunk& c) { return c.num_tokens == 1; });
   // Cancels that arrived while the step ran: update() skips the cancelled sequences. A cancel of
   // a request still in the submission queue (not admitted yet) goes back to the queue of cancels:
   // the next take_inputs() admits before it cancels, so it is never lost.
@@ -160,6 +166,8 @@ void Engine::Impl::run_step() {
   sample_step(out, *logits);
   const auto end = Clock::now();
   record_latency(decode_only ? decode_step_ : mixed_step_, ms_since(start, end));
+  if (decode_only && 10 * static_cast<int64_t>(out.chunks.size()) >= 9 * options_.max_num_seqs)
+    record_latency(decode_step_full_, ms_since(start, end));
   if (decode_only) {
     record_latency(decode_host_schedule_, ms_since(start, scheduled_at_));
     record_latency(decode_host_launch_, ms_since(scheduled_at_, launched_at_));
