@@ -29,10 +29,12 @@ if [ "$WHAT" = all ] || [ "$WHAT" = text ]; then
     --max-num-batched-tokens 4096 --gpu-memory-utilization 0.9 --temperature 0.8 --top-p 0.95 --top-k 50
 fi
 if [ "$WHAT" = all ] || [ "$WHAT" = image ]; then
-  # 32 in flight, each one distinct 1024x1024 image + 100 text tokens, 256 out; chunks of 512
-  # tokens bound the inter-token latency of the running streams while an image prefills.
+  # 32 in flight, each one distinct 1024x1024 image + 100 text tokens, 256 out. A 384-token budget
+  # (the decodes count in it: chunks of about 353 tokens) and 3 encoder layers per step bound the
+  # running streams' inter-token latency while images are encoded and prefilled; 512 gives more
+  # requests/s with a longer ITL tail (docs/PERFORMANCE.md).
   run image32 300 --num-requests 96 --concurrency 32 --prompt-len 100 --output-len 256 --image 1024,1024 \
-    --distinct-images --max-num-seqs 32 --max-num-batched-tokens 512 --gpu-memory-utilization 0.9
+    --distinct-images --max-num-seqs 32 --max-num-batched-tokens 384 --gpu-memory-utilization 0.9
 fi
 if [ "$WHAT" = all ] || [ "$WHAT" = cache ]; then
   # The same image in 10 requests: the encoder runs once (9 cache hits).
