@@ -252,9 +252,10 @@ __device__ inline void finish_group_block(const GemvArgs& a, int64_t g, float (&
 // ---- the per-warp cp.async ring of the ring kernels ------------------------------------------
 // A warp owns `stages` slots of kUnroll x 32 16-byte chunks (lane l's chunk u at [slot][u][l]);
 // item t of the warp's stream lives in slot t % stages. A lane reads back only the chunks it
-// copied itself, so its own cp.async.wait_group is all the synchronization the ring needs; every
-// item commits one group (empty or not), so "item t landed" is "at most stages - 1 newer groups
-// pending" after item t + stages - 1 was issued.
+// copied itself, so its own cp.async.wait_group makes them visible, and a __syncwarp before each
+// copy retires the reads of the slot it overwrites (as in the decode attention kernel's ring);
+// every item commits one group (empty or not), so "item t landed" is "at most stages - 1 newer
+// groups pending" once item t + stages - 1 was issued.
 __device__ inline uint32_t smem_u32(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
 
 __device__ inline void cp_async16(uint32_t dst, const void* src) {

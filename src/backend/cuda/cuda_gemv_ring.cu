@@ -153,6 +153,7 @@ __global__ void __launch_bounds__(kThreads) gemv_ring_kernel(GemvArgs a) {
   for (int m = 0; m < kM; ++m) acc[m] = 0.0f;
   int parity = 0;
   while (out.g < groups) {
+    __syncwarp();  // retires this warp's reads of the slot the next copy overwrites (item t − 1's)
     ring.issue(in_slot, in.w, in.first, in.end);
     in.advance(a, groups);
     in_slot = ring.next(in_slot);

@@ -121,6 +121,7 @@ __global__ void __launch_bounds__(kThreads) gemv_warp_kernel(GemvArgs a) {
 #pragma unroll
   for (int m = 0; m < kM; ++m) acc0[m] = acc1[m] = 0.0f;
   while (out.u < units) {
+    __syncwarp();  // retires this warp's reads of the slot the next copy overwrites (item t − 1's)
     ring.issue(in_slot, in.w, in.first, in.end);
     in.advance(a, units, stride);
     in_slot = ring.next(in_slot);
