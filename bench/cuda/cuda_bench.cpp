@@ -519,11 +519,12 @@ void bench_attention_kernels() {
 
 }  // namespace
 
-// cuda_bench [--decode-only | --decode-graph | --profile PHASE]: --decode-only skips the op-level
-// sweeps and the attention kernels (to compare whole-model figures under different PIXTRAL_CUDA_*
-// settings quickly); --decode-graph only times the batch-1 decode graph at 512 and 32768 context
-// (one run per PIXTRAL_CUDA_GEMV_* setting, e.g. to compare the GEMV variants whole-token);
-// --profile runs one phase inside a profiler range (see profile_phase).
+// cuda_bench [--decode-only | --decode-graph | --gemv-ops | --profile PHASE]: --decode-only skips
+// the op-level sweeps and the attention kernels (to compare whole-model figures under different
+// PIXTRAL_CUDA_* settings quickly); --decode-graph only times the batch-1 decode graph at 512 and
+// 32768 context (one run per PIXTRAL_CUDA_GEMV_* setting, e.g. to compare the GEMV variants
+// whole-token); --gemv-ops only prints the M=1 GEMV rates of the default and of every streaming
+// variant; --profile runs one phase inside a profiler range (see profile_phase).
 int main(int argc, char** argv) {
   if (pixtral::backend::cuda_device_count() == 0) {
     std::printf("cuda_bench: no CUDA device\n");
@@ -540,6 +541,12 @@ int main(int argc, char** argv) {
                              "PIXTRAL_CUDA_GEMV_GRID", "PIXTRAL_CUDA_GEMV_EVICT", "PIXTRAL_CUDA_PDL"})
       if (const char* v = std::getenv(name); v != nullptr) std::printf(" %s=%s", name, v);
     std::printf("\n");
+  }
+  if (flag == "--gemv-ops") {  // the M=1 GEMV rates of the default and of each streaming variant
+    auto gemv = std::move(pixtral::backend::make_cuda_backend(0)).value();
+    bench_small_m(*gemv, "gemv", {1});
+    bench_gemv_variants();
+    return 0;
   }
   if (!decode_only && !decode_graph && profile.empty()) {
     auto gemv = std::move(pixtral::backend::make_cuda_backend(0)).value();
