@@ -32,14 +32,15 @@ const PlainCase kPlain[] = {{1, 130, 5120, true, false}, {1, 130, 5120, false, t
 struct NormCase {
   int64_t m, n, k;
 };
-const NormCase kNorm[] = {{1, 130, 5120}, {1, 8192, 256}, {2, 64, 64}, {3, 40, 1032},
-                          {4, 200, 520},  {5, 34, 24},    {8, 96, 2048}, {8, 64, 12288}};
+const NormCase kNorm[] = {{1, 130, 5120}, {1, 8192, 256}, {2, 64, 64}, {3, 40, 1032}, {4, 200, 520},
+                          {5, 34, 24},    {6, 72, 1024},  {7, 36, 264}, {8, 96, 2048}, {8, 64, 12288}};
 
 struct QkvCase {
   int64_t t, d, h, hkv, hd;
 };
 const QkvCase kQkv[] = {{1, 256, 4, 2, 64}, {1, 640, 8, 2, 128}, {2, 512, 32, 8, 128}, {3, 64, 4, 4, 16},
-                        {5, 96, 2, 1, 128}, {7, 64, 4, 2, 16},   {8, 128, 6, 2, 24}};
+                        {4, 256, 8, 2, 64}, {5, 96, 2, 1, 128},  {6, 64, 10, 3, 16},   {7, 64, 4, 2, 16},
+                        {8, 128, 6, 2, 24}};
 
 // Host data by seed (bf16-exact normals), generated once for all backends.
 const std::vector<float>& host_data(uint64_t seed, int64_t n, float scale) {
