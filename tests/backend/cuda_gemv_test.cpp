@@ -24,23 +24,24 @@ struct PlainCase {
   int64_t m, n, k;
   bool bias, accumulate;
 };
-const PlainCase kPlain[] = {{1, 130, 5120, true, false}, {1, 130, 5120, false, true}, {1, 1024, 14336, false, true},
-                            {2, 8192, 256, true, true},  {3, 33, 1032, true, true},   {3, 17, 8, false, false},
-                            {4, 520, 4096, false, true}, {5, 300, 520, true, true},   {6, 96, 64, false, false},
-                            {7, 45, 2048, true, false},  {8, 40, 2056, true, false},  {8, 64, 12288, false, true}};
+const PlainCase kPlain[] = {
+    {1, 130, 5120, true, false}, {1, 130, 5120, false, true}, {1, 1024, 14336, false, true},
+    {2, 8192, 256, true, true},  {3, 33, 1032, true, true},   {3, 17, 8, false, false},
+    {4, 520, 4096, false, true}, {5, 300, 520, true, true},   {6, 96, 64, false, false},
+    {7, 45, 2048, true, false},  {8, 40, 2056, true, false},  {8, 64, 12288, false, true}};
 
 struct NormCase {
   int64_t m, n, k;
 };
-const NormCase kNorm[] = {{1, 130, 5120}, {1, 8192, 256}, {2, 64, 64}, {3, 40, 1032}, {4, 200, 520},
+const NormCase kNorm[] = {{1, 130, 5120}, {1, 8192, 256}, {2, 64, 64},  {3, 40, 1032}, {4, 200, 520},
                           {5, 34, 24},    {6, 72, 1024},  {7, 36, 264}, {8, 96, 2048}, {8, 64, 12288}};
 
 struct QkvCase {
   int64_t t, d, h, hkv, hd;
 };
-const QkvCase kQkv[] = {{1, 256, 4, 2, 64}, {1, 640, 8, 2, 128}, {2, 512, 32, 8, 128}, {3, 64, 4, 4, 16},
-                        {4, 256, 8, 2, 64}, {5, 96, 2, 1, 128},  {6, 64, 10, 3, 16},   {7, 64, 4, 2, 16},
-                        {8, 128, 6, 2, 24}};
+const QkvCase kQkv[] = {{1, 256, 4, 2, 64}, {1, 640, 8, 2, 128}, {2, 512, 32, 8, 128},
+                        {3, 64, 4, 4, 16},  {4, 256, 8, 2, 64},  {5, 96, 2, 1, 128},
+                        {6, 64, 10, 3, 16}, {7, 64, 4, 2, 16},   {8, 128, 6, 2, 24}};
 
 // Host data by seed (bf16-exact normals), generated once for all backends.
 const std::vector<float>& host_data(uint64_t seed, int64_t n, float scale) {
@@ -71,7 +72,8 @@ std::vector<Output> run_gemv_ops(Backend& b, bool is_cpu) {
   };
   std::vector<Output> outs;
   for (const PlainCase& c : kPlain) {
-    TensorBuffer x = up({c.m, c.k}, 1.0f), w = up({c.n, c.k}, 0.1f), bias = up({c.n}, 1.0f), y = up({c.m, c.n}, 1.0f);
+    TensorBuffer x = up({c.m, c.k}, 1.0f), w = up({c.n, c.k}, 0.1f), bias = up({c.n}, 1.0f),
+                 y = up({c.m, c.n}, 1.0f);
     b.matmul({.x = x, .w = w, .bias = c.bias ? bias.tensor() : Tensor{}, .y = y, .accumulate = c.accumulate});
     outs.push_back({"matmul " + std::to_string(c.m) + "x" + std::to_string(c.n) + "x" + std::to_string(c.k) +
                         (c.bias ? " bias" : "") + (c.accumulate ? " acc" : ""),
@@ -82,8 +84,8 @@ std::vector<Output> run_gemv_ops(Backend& b, bool is_cpu) {
       TensorBuffer x = up({c.m, c.k}, 3.0f), nw = up({c.k}, 0.5f), w = up({c.n, c.k}, 0.1f);
       TensorBuffer y = b.alloc(dt, {c.m, swiglu ? c.n / 2 : c.n});
       b.norm_matmul({.x = x, .norm_weight = nw, .w = w, .y = y, .eps = 1e-5f, .swiglu = swiglu});
-      outs.push_back({"norm_matmul " + std::to_string(c.m) + "x" + std::to_string(c.n) + "x" + std::to_string(c.k) +
-                          (swiglu ? " swiglu" : ""),
+      outs.push_back({"norm_matmul " + std::to_string(c.m) + "x" + std::to_string(c.n) + "x" +
+                          std::to_string(c.k) + (swiglu ? " swiglu" : ""),
                       download(b, y)});
     }
   for (const QkvCase& c : kQkv) {
@@ -97,10 +99,19 @@ std::vector<Output> run_gemv_ops(Backend& b, bool is_cpu) {
       slots[i] = static_cast<int32_t>((i * 5 + 3) % (blocks * bs));  // distinct for t <= 28
     }
     TensorBuffer p = up_i32(pos), sl = up_i32(slots);
-    b.qkv_rope({.x = x, .norm_weight = nw, .w_qkv = w, .pos = p, .q = q, .k_cache = kc, .v_cache = vc,
-                .slot_mapping = sl, .eps = 1e-5f, .theta = 1e6f});
+    b.qkv_rope({.x = x,
+                .norm_weight = nw,
+                .w_qkv = w,
+                .pos = p,
+                .q = q,
+                .k_cache = kc,
+                .v_cache = vc,
+                .slot_mapping = sl,
+                .eps = 1e-5f,
+                .theta = 1e6f});
     const std::string what = "qkv_rope t " + std::to_string(c.t) + " d " + std::to_string(c.d) + " heads " +
-                             std::to_string(c.h) + "/" + std::to_string(c.hkv) + " hd " + std::to_string(c.hd);
+                             std::to_string(c.h) + "/" + std::to_string(c.hkv) + " hd " +
+                             std::to_string(c.hd);
     outs.push_back({what + " q", download(b, q)});
     outs.push_back({what + " k_cache", download(b, kc)});
     outs.push_back({what + " v_cache", download(b, vc)});
@@ -120,7 +131,8 @@ std::unique_ptr<Backend> cuda_with_env(const Env& env) {
 
 std::string label(const Env& env) {
   std::string s;
-  for (const EnvCase& e : env) s += std::string(s.empty() ? "" : " ") + (e.name + 13) + "=" + e.value;  // less PIXTRAL_CUDA_
+  for (const EnvCase& e : env)
+    s += std::string(s.empty() ? "" : " ") + (e.name + 13) + "=" + e.value;  // less PIXTRAL_CUDA_
   return s.empty() ? "default" : s;
 }
 
@@ -184,7 +196,8 @@ TEST(CudaGemv, VariantsBitIdentical) {
       {{"PIXTRAL_CUDA_GEMV_WARP", "1"}, {"PIXTRAL_CUDA_GEMV_BLOCKS", "1"}},
       {{"PIXTRAL_CUDA_GEMV_WARP", "1"}, {"PIXTRAL_CUDA_GEMV_GRID", "full"}},
   };
-  auto compare = [](const std::vector<Output>& want, const std::vector<Output>& got, const std::string& what) {
+  auto compare = [](const std::vector<Output>& want, const std::vector<Output>& got,
+                    const std::string& what) {
     ASSERT_EQ(got.size(), want.size());
     for (size_t i = 0; i < want.size(); ++i) {
       const auto& a = want[i].values;

@@ -53,7 +53,7 @@ __device__ inline void finish_group_local(const GemvArgs& a, int64_t g, float (&
     // columns 2pc and 2pc + 1. Their 2·wpc warps meet at barrier 1 + pc.
     const int half = cpb / 2;
     const int pc = kEpi == kSwiglu ? c % half : c / 2;
-    const int first0 = (kEpi == kSwiglu ? pc : 2 * pc) * wpc;     // first warp of the pair's column 0
+    const int first0 = (kEpi == kSwiglu ? pc : 2 * pc) * wpc;             // first warp of the pair's column 0
     const int first1 = (kEpi == kSwiglu ? pc + half : 2 * pc + 1) * wpc;  // and of its column 1
     if (lane < kM) part[warp][lane] = mine;
     named_sync(1 + pc, 2 * wpc * 32);
@@ -112,7 +112,8 @@ template <int kM, int kEpi, bool kStaged, int kUnroll>
 __global__ void __launch_bounds__(kThreads) gemv_ring_kernel(GemvArgs a) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16* xs = reinterpret_cast<bf16*>(smem_raw);  // [kM, k] when kStaged, then the rings
-  uint4* rings = reinterpret_cast<uint4*>(smem_raw + (kStaged ? kM * a.k * static_cast<int64_t>(sizeof(bf16)) : 0));
+  uint4* rings =
+      reinterpret_cast<uint4*>(smem_raw + (kStaged ? kM * a.k * static_cast<int64_t>(sizeof(bf16)) : 0));
   __shared__ float part[2][kWarps][kM];
   __shared__ float vals[kM][kWarps];
   __shared__ float red[kWarps];

@@ -84,7 +84,8 @@ template <int kM, int kEpi, bool kStaged, int kUnroll>
 __global__ void __launch_bounds__(kThreads) gemv_warp_kernel(GemvArgs a) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16* xs = reinterpret_cast<bf16*>(smem_raw);  // [kM, k] when kStaged, then the rings
-  uint4* rings = reinterpret_cast<uint4*>(smem_raw + (kStaged ? kM * a.k * static_cast<int64_t>(sizeof(bf16)) : 0));
+  uint4* rings =
+      reinterpret_cast<uint4*>(smem_raw + (kStaged ? kM * a.k * static_cast<int64_t>(sizeof(bf16)) : 0));
   __shared__ float red[kWarps];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t n = a.n, k = a.k, units = kEpi == kStore ? n : n / 2;
