@@ -441,6 +441,47 @@ std::unique_ptr<Backend> backend_with_env(const char* name, const char* value) {
   return b;
 }
 
+// The GEMV streaming variants (cuda_common.h, GemvTuning) at M = 1, each on a backend made with
+// its PIXTRAL_CUDA_GEMV_* settings: 8 loads per lane; the cp.async ring with block barriers
+// (pipe1) and with barriers per column (pipe2) at several depths; the warp kernel (whole outputs
+// per warp, no barriers); a block per column group (full grid); L2 evict-first weight reads.
+void bench_gemv_variants() {
+  using Setting = std::pair<const char*, const char*>;
+  struct Variant {
+    const char* label;
+    std::vector<Setting> env;
+  };
+  const Variant variants[] = {
+      {"gemv-u8", {{"PIXTRAL_CUDA_GEMV_UNROLL", "8"}}},
+      {"gemv-gridfull", {{"PIXTRAL_CUDA_GEMV_GRID", "full"}}},
+      {"gemv-pipe1", {{"PIXTRAL_CUDA_GEMV_PIPE", "1"}}},
+      {"gemv-pipe1-s4", {{"PIXTRAL_CUDA_GEMV_PIPE", "1"}, {"PIXTRAL_CUDA_GEMV_STAGES", "4"}}},
+      {"gemv-pipe2", {{"PIXTRAL_CUDA_GEMV_PIPE", "2"}}},
+      {"gemv-pipe2-s2", {{"PIXTRAL_CUDA_GEMV_PIPE", "2"}, {"PIXTRAL_CUDA_GEMV_STAGES", "2"}}},
+      {"gemv-pipe2-s4", {{"PIXTRAL_CUDA_GEMV_PIPE", "2"}, {"PIXTRAL_CUDA_GEMV_STAGES", "4"}}},
+      {"gemv-pipe2-s6", {{"PIXTRAL_CUDA_GEMV_PIPE", "2"}, {"PIXTRAL_CUDA_GEMV_STAGES", "6"}}},
+      {"gemv-pipe2-u8", {{"PIXTRAL_CUDA_GEMV_PIPE", "2"}, {"PIXTRAL_CUDA_GEMV_UNROLL", "8"}}},
+      {"gemv-pipe2-wpc1", {{"PIXTRAL_CUDA_GEMV_PIPE", "2"}, {"PIXTRAL_CUDA_GEMV_WPC", "1"}}},
+      {"gemv-pipe2-wpc2", {{"PIXTRAL_CUDA_GEMV_PIPE", "2"}, {"PIXTRAL_CUDA_GEMV_WPC", "2"}}},
+      {"gemv-pipe2-wpc4", {{"PIXTRAL_CUDA_GEMV_PIPE", "2"}, {"PIXTRAL_CUDA_GEMV_WPC", "4"}}},
+      {"gemv-pipe1-wpc4", {{"PIXTRAL_CUDA_GEMV_PIPE", "1"}, {"PIXTRAL_CUDA_GEMV_WPC", "4"}}},
+      {"gemv-pipe2-evict", {{"PIXTRAL_CUDA_GEMV_PIPE", "2"}, {"PIXTRAL_CUDA_GEMV_EVICT", "1"}}},
+      {"gemv-pipe2-gridfull", {{"PIXTRAL_CUDA_GEMV_PIPE", "2"}, {"PIXTRAL_CUDA_GEMV_GRID", "full"}}},
+      {"gemv-warp", {{"PIXTRAL_CUDA_GEMV_WARP", "1"}}},
+      {"gemv-warp-s2", {{"PIXTRAL_CUDA_GEMV_WARP", "1"}, {"PIXTRAL_CUDA_GEMV_STAGES", "2"}}},
+      {"gemv-warp-s4", {{"PIXTRAL_CUDA_GEMV_WARP", "1"}, {"PIXTRAL_CUDA_GEMV_STAGES", "4"}}},
+      {"gemv-warp-u8", {{"PIXTRAL_CUDA_GEMV_WARP", "1"}, {"PIXTRAL_CUDA_GEMV_UNROLL", "8"}}},
+      {"gemv-warp-evict", {{"PIXTRAL_CUDA_GEMV_WARP", "1"}, {"PIXTRAL_CUDA_GEMV_EVICT", "1"}}},
+      {"gemv-warp-gridfull", {{"PIXTRAL_CUDA_GEMV_WARP", "1"}, {"PIXTRAL_CUDA_GEMV_GRID", "full"}}},
+  };
+  for (const Variant& v : variants) {
+    for (const Setting& e : v.env) setenv(e.first, e.second, 1);
+    auto b = std::move(pixtral::backend::make_cuda_backend(0)).value();
+    for (const Setting& e : v.env) unsetenv(e.first);
+    bench_small_m(*b, v.label, {1});
+  }
+}
+
 // One phase run under the profiler: set up and warm up (graphs captured) outside the profiled
 // range, then exactly one run between cudaProfilerStart/Stop, e.g.
 //   ncu --profile-from-start off --metrics gpu__time_duration.sum --csv cuda_bench --profile decode64
@@ -498,21 +539,39 @@ void bench_attention_kernels() {
 
 }  // namespace
 
-// cuda_bench [--decode-only | --mixed | --prefill | --profile PHASE]: --decode-only skips the
-// op-level sweeps and the attention kernels (to compare whole-model figures under different
-// PIXTRAL_CUDA_* settings quickly); --mixed prints only the serving steps that carry a prefill
-// chunk (and the decode steps they compare to); --prefill only the prefill, vision encoder and
-// time-to-first-token lines; --profile runs one phase inside a profiler range (see
-// profile_phase).
+// cuda_bench [--decode-only | --decode-graph | --mixed | --prefill | --gemv-ops | --profile PHASE]:
+// --decode-only skips the op-level sweeps and the attention kernels (to compare whole-model
+// figures under different PIXTRAL_CUDA_* settings quickly); --decode-graph only times the batch-1
+// decode graph at 512 and 32768 context (one run per PIXTRAL_CUDA_GEMV_* setting, e.g. to compare
+// the GEMV variants whole-token); --mixed prints only the serving steps that carry a prefill chunk
+// (and the decode steps they compare to); --prefill only the prefill, vision encoder and
+// time-to-first-token lines; --gemv-ops only the M=1 GEMV rates of the default and of every
+// streaming variant; --profile runs one phase inside a profiler range (see profile_phase).
 int main(int argc, char** argv) {
   if (pixtral::backend::cuda_device_count() == 0) {
     std::printf("cuda_bench: no CUDA device\n");
     return 0;
   }
   const std::string flag = argc > 1 ? argv[1] : "";
-  const bool decode_only = flag == "--decode-only", mixed_only = flag == "--mixed", prefill_only = flag == "--prefill";
+  const bool decode_only = flag == "--decode-only", decode_graph = flag == "--decode-graph";
+  const bool mixed_only = flag == "--mixed", prefill_only = flag == "--prefill";
   const std::string profile = flag == "--profile" && argc > 2 ? argv[2] : "";
-  if (!decode_only && !mixed_only && !prefill_only && profile.empty()) {
+  if (decode_graph) {
+    std::printf("cuda_bench --decode-graph, GEMV settings:");
+    for (const char* name : {"PIXTRAL_CUDA_GEMV", "PIXTRAL_CUDA_GEMV_WPC", "PIXTRAL_CUDA_GEMV_BLOCKS",
+                             "PIXTRAL_CUDA_GEMV_STAGE", "PIXTRAL_CUDA_GEMV_PREFETCH", "PIXTRAL_CUDA_GEMV_UNROLL",
+                             "PIXTRAL_CUDA_GEMV_PIPE", "PIXTRAL_CUDA_GEMV_STAGES", "PIXTRAL_CUDA_GEMV_WARP",
+                             "PIXTRAL_CUDA_GEMV_GRID", "PIXTRAL_CUDA_GEMV_EVICT", "PIXTRAL_CUDA_PDL"})
+      if (const char* v = std::getenv(name); v != nullptr) std::printf(" %s=%s", name, v);
+    std::printf("\n");
+  }
+  if (flag == "--gemv-ops") {  // the M=1 GEMV rates of the default and of each streaming variant
+    auto gemv = std::move(pixtral::backend::make_cuda_backend(0)).value();
+    bench_small_m(*gemv, "gemv", {1});
+    bench_gemv_variants();
+    return 0;
+  }
+  if (!decode_only && !decode_graph && !mixed_only && !prefill_only && profile.empty()) {
     auto gemv = std::move(pixtral::backend::make_cuda_backend(0)).value();
     bench_small_m(*gemv, "gemv", {1, 4, 8});
     bench_small_m(*backend_with_env("PIXTRAL_CUDA_GEMV", "0"), "cublasLt", {1, 4, 8});
@@ -529,9 +588,10 @@ int main(int argc, char** argv) {
     }
     bench_small_m(*backend_with_env("PIXTRAL_CUDA_GEMV_STAGE", "0"), "gemv-l1x", {1});
     bench_small_m(*backend_with_env("PIXTRAL_CUDA_PDL", "0"), "gemv-nopdl", {1});
+    bench_gemv_variants();
   }
   auto backend = std::move(pixtral::backend::make_cuda_backend(0)).value();
-  if (!decode_only && !mixed_only && !prefill_only && profile.empty()) {
+  if (!decode_only && !decode_graph && !mixed_only && !prefill_only && profile.empty()) {
     bench_attention_kernels();
     bench_decode_attention(*backend_with_env("PIXTRAL_CUDA_DECODE_ATTN", "new"), "new");
     bench_decode_attention(*backend_with_env("PIXTRAL_CUDA_DECODE_ATTN", "old"), "old");
@@ -562,6 +622,11 @@ int main(int argc, char** argv) {
     bench_prefill(*model, cache, 4160);
     bench_vision(*model);
     bench_ttft(*model, cache);
+    return 0;
+  }
+  if (decode_graph) {
+    bench_decode_graph(*model, cache, 512);
+    bench_decode_graph(*model, cache, 32768);
     return 0;
   }
   bench_decode(*model, cache, 512);

@@ -19,6 +19,38 @@ int cuda_device_count() {
   return count;
 }
 
+namespace {
+
+// The GEMV streaming variants (cuda_common.h, GemvTuning), to compare and test them:
+// PIXTRAL_CUDA_GEMV_UNROLL "4" (default) or "8"; _PIPE "0" (registers, default), "1" (cp.async
+// ring, block barriers) or "2" (ring, barriers per column); _STAGES ring depth "2".."8" (default
+// 3); _WARP "1" (the warp kernel: whole outputs per warp, no barriers; ring); _GRID "persistent"
+// (default) or "full"; _EVICT "1" (ring kernels read the weights L2 evict-first).
+void read_gemv_variants(cuda::GemvTuning& t) {
+  if (const char* v = std::getenv("PIXTRAL_CUDA_GEMV_UNROLL"); v != nullptr) {
+    t.unroll = std::atoi(v);
+    PX_CHECK_MSG(t.unroll == 4 || t.unroll == 8, "PIXTRAL_CUDA_GEMV_UNROLL is 4 or 8");
+  }
+  if (const char* v = std::getenv("PIXTRAL_CUDA_GEMV_PIPE"); v != nullptr) {
+    const int pipe = std::atoi(v);
+    PX_CHECK_MSG(pipe >= 0 && pipe <= 2 && v[0] != '\0' && v[1] == '\0', "PIXTRAL_CUDA_GEMV_PIPE is 0, 1 or 2");
+    t.pipe = static_cast<cuda::GemvPipe>(pipe);
+  }
+  if (const char* v = std::getenv("PIXTRAL_CUDA_GEMV_STAGES"); v != nullptr) {
+    t.stages = std::atoi(v);
+    PX_CHECK_MSG(t.stages >= 2 && t.stages <= 8, "PIXTRAL_CUDA_GEMV_STAGES is 2 to 8");
+  }
+  if (const char* v = std::getenv("PIXTRAL_CUDA_GEMV_WARP"); v != nullptr) t.warp_units = std::strcmp(v, "0") != 0;
+  if (const char* v = std::getenv("PIXTRAL_CUDA_GEMV_GRID"); v != nullptr) {
+    PX_CHECK_MSG(std::strcmp(v, "full") == 0 || std::strcmp(v, "persistent") == 0,
+                 "PIXTRAL_CUDA_GEMV_GRID is persistent or full");
+    t.full_grid = std::strcmp(v, "full") == 0;
+  }
+  if (const char* v = std::getenv("PIXTRAL_CUDA_GEMV_EVICT"); v != nullptr) t.evict_first = std::strcmp(v, "0") != 0;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Backend>> make_cuda_backend(int device) {
   const int count = cuda_device_count();
   if (count == 0) return unimplemented("--backend cuda: no CUDA device or driver found");
@@ -66,6 +98,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   if (const char* v = std::getenv("PIXTRAL_CUDA_PDL"); v != nullptr) gemv_.pdl = std::strcmp(v, "0") != 0;
   if (const char* v = std::getenv("PIXTRAL_CUDA_GEMV_PREFETCH"); v != nullptr)
     gemv_.prefetch_all = std::strcmp(v, "0") != 0;
+  read_gemv_variants(gemv_);
   // The attention kernel for many query rows ("mma32": prefill_kernel, "flash2": the first
   // tensor-core kernel) and mma32's warps per block ("4", "8"; "0": by head_dim).
   if (const char* v = std::getenv("PIXTRAL_CUDA_ATTN"); v != nullptr) {

@@ -121,7 +121,8 @@ class CudaBackend final : public Backend {
   int num_sms_ = 0;
   bool use_gemv_ = true;
   bool decode_kernel_ = true;  // PIXTRAL_CUDA_DECODE_ATTN: "new" (default) or "old" (the flash kernel)
-  cuda::GemvTuning gemv_;  // PIXTRAL_CUDA_GEMV_WPC / _BLOCKS / _STAGE / _PREFETCH, PIXTRAL_CUDA_PDL
+  cuda::GemvTuning gemv_;  // PIXTRAL_CUDA_GEMV_WPC / _BLOCKS / _STAGE / _PREFETCH / _UNROLL / _PIPE / _STAGES /
+                           // _WARP / _GRID / _EVICT, PIXTRAL_CUDA_PDL
   cuda::AttentionTuning attn_;  // PIXTRAL_CUDA_ATTN, PIXTRAL_CUDA_ATTN_WARPS
   cudaStream_t stream_ = nullptr;
   cublasLtHandle_t lt_ = nullptr;

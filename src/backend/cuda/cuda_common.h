@@ -99,13 +99,27 @@ struct GemvArgs {
   float theta = 10000.0f;
   int wpc = 1;                // set by the launcher
   bool prefetch_all = false;  // set by the launcher: the whole matrix goes to L2 before the wait
+  // Ring kernels only (set by the launcher from GemvTuning): ring depth per warp, barriers among
+  // the warps of one column (pair) instead of the block, weight reads marked L2 evict-first.
+  int stages = 3;
+  bool local_sync = false;
+  bool evict_first = false;
 };
 // Matrices up to this size are prefetched into L2 whole before the GEMV waits for the previous
 // kernel (w_o, 42 MB, behind decode attention); larger ones only their first chunks.
 constexpr size_t kGemvL2PrefetchBytes = 44u << 20;
 
+// How the GEMV kernel streams the weights (GemvTuning::pipe, PIXTRAL_CUDA_GEMV_PIPE).
+enum class GemvPipe {
+  kRegisters,  // "0": loads into registers, kUnroll per lane in flight; block barriers per group
+  kRing,       // "1": a cp.async ring per warp that runs ahead across column groups (the next
+               // group's weights are in flight during a group's reduction); block barriers
+  kRingLocal,  // "2": the ring, and barriers only among the warps of one column (SwiGLU / RoPE:
+               // of one column pair), partial sums double-buffered; none at one warp per column
+};
+
 // Launch choices (cuda_bench sweeps them; the backend reads PIXTRAL_CUDA_GEMV_WPC, _BLOCKS, _STAGE,
-// _PREFETCH and PIXTRAL_CUDA_PDL).
+// _PREFETCH, _UNROLL, _PIPE, _STAGES, _WARP, _GRID, _EVICT and PIXTRAL_CUDA_PDL).
 struct GemvTuning {
   int warps_per_col = 0;   // 1, 2, 4, 8 warps share an output column over K slices; 0: from the shape
   int blocks_per_sm = 0;   // cap on resident blocks per SM (persistent grid); 0: occupancy
@@ -115,6 +129,15 @@ struct GemvTuning {
   bool pdl = true;         // programmatic dependent launch
   bool prefetch_all = false;  // whole matrices up to kGemvL2PrefetchBytes into L2 before the wait
                               // (only pays when the previous kernel lets the GEMV start early)
+  int unroll = 4;             // 4 or 8 16-byte weight chunks per lane per step (ring: per stage)
+  GemvPipe pipe = GemvPipe::kRegisters;
+  int stages = 3;             // ring kernels: stages per warp (2..8), all but one in flight
+  bool warp_units = false;    // the warp kernel: each warp owns whole outputs (a column, a gate/up
+                              // or a RoPE pair) over all of K, spread round-robin over the blocks;
+                              // ring streaming, no barrier after the prologue; ignores wpc / pipe
+  bool full_grid = false;     // a block per column group (warp kernel: per 8 outputs), not a
+                              // persistent grid of what is resident at once
+  bool evict_first = false;   // ring kernels: weight reads with an L2 evict-first policy
 };
 
 void launch_gemv_fused(GemvArgs a, GemvFusion fusion, const GemvTuning& tuning, int num_sms, cudaStream_t s);

@@ -10,63 +10,23 @@
 // groups), so the prologue runs once per block. Launched with programmatic dependent launch: a
 // block prefetches its first weights into L2, then waits for the previous kernel
 // (griddepcontrol.wait) before it touches activations, and lets the next kernel launch at once.
+// This file holds that register kernel (4 or 8 loads per lane: PIXTRAL_CUDA_GEMV_UNROLL) and the
+// launcher, which also picks the streaming variants (GemvTuning): the cp.async-ring kernel
+// (cuda_gemv_ring.cu), the warp kernel (cuda_gemv_warp.cu), a block per column group instead of
+// the persistent grid. Shared device pieces: cuda_gemv.cuh.
 // The cuBLASLt path for larger M lives in cuda_backend_matmul.cpp.
 #include <map>
 #include <mutex>
 #include <utility>
 
-#include "backend/cuda/cuda_common.h"
+#include "backend/cuda/cuda_gemv.cuh"
 
 namespace pixtral::backend::cuda {
 namespace {
 
-constexpr int kWarps = 8;
-constexpr int kThreads = kWarps * 32;
-constexpr int kUnroll = 4;          // 16-byte weight loads in flight per lane
-constexpr int kPrefetchChunks = 8;  // 16-byte chunks per lane prefetched into L2 before the wait
+using namespace gemv;  // NOLINT(google-build-using-namespace): the GEMV kernels' shared pieces
 
-enum Epilogue : int { kStore = 0, kSwiglu = 1, kQkvRope = 2 };
-
-__device__ inline void grid_dependency_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
-__device__ inline void allow_dependents() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
-__device__ inline void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
-
-__device__ inline void accumulate8(const uint4& wv, const uint4& xv, float& acc) {
-  const auto* w2 = reinterpret_cast<const __nv_bfloat162*>(&wv);
-  const auto* x2 = reinterpret_cast<const __nv_bfloat162*>(&xv);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 a = __bfloat1622float2(w2[i]);
-    const float2 b = __bfloat1622float2(x2[i]);
-    acc = fmaf(a.x, b.x, acc);
-    acc = fmaf(a.y, b.y, acc);
-  }
-}
-
-__device__ inline float block_sum(float v, float* red) {
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  __syncthreads();  // red may still be read by the previous call
-  if (lane == 0) red[warp] = v;
-  __syncthreads();
-  float t = 0.0f;
-#pragma unroll
-  for (int i = 0; i < kWarps; ++i) t += red[i];
-  return t;
-}
-
-// Output column of local column c (warp / wpc) of group g; n when past the end. Store/QkvRope:
-// groups of cpb adjacent columns. Swiglu: the first cpb/2 local columns are gate columns, the
-// others the matching up columns (n/2 further), so a block holds both halves of its outputs.
-__device__ inline int64_t column_of(int epilogue, int64_t g, int c, int cpb, int64_t n) {
-  if (epilogue != kSwiglu) return min(g * cpb + c, n);
-  const int half = cpb / 2;
-  const int64_t j = g * half + c % half;
-  if (j >= n / 2) return n;
-  return c < half ? j : n / 2 + j;
-}
-
-template <int kM, int kEpi, bool kStaged>
+template <int kM, int kEpi, bool kStaged, int kUnroll>
 __global__ void __launch_bounds__(kThreads) gemv_fused_kernel(GemvArgs a) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16* xs = reinterpret_cast<bf16*>(smem_raw);  // [kM, k] when kStaged
@@ -104,42 +64,7 @@ __global__ void __launch_bounds__(kThreads) gemv_fused_kernel(GemvArgs a) {
   allow_dependents();
 
   if constexpr (kStaged) {
-    for (int m = 0; m < kM; ++m) {
-      const uint4* xr = reinterpret_cast<const uint4*>(a.x + m * k);
-      uint4* dst = reinterpret_cast<uint4*>(xs + m * k);
-      if (a.norm_w == nullptr) {
-        for (int64_t j = threadIdx.x; j < chunks; j += kThreads) dst[j] = xr[j];
-        continue;
-      }
-      float ss = 0.0f;
-      for (int64_t j = threadIdx.x; j < chunks; j += kThreads) {
-        const uint4 v = xr[j];
-        const auto* v2 = reinterpret_cast<const __nv_bfloat162*>(&v);
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          const float2 f = __bfloat1622float2(v2[i]);
-          ss += f.x * f.x;
-          ss += f.y * f.y;
-        }
-      }
-      const float inv = 1.0f / sqrtf(block_sum(ss, red) / static_cast<float>(k) + a.eps);
-      const uint4* wn = reinterpret_cast<const uint4*>(a.norm_w);
-      for (int64_t j = threadIdx.x; j < chunks; j += kThreads) {
-        const uint4 v = xr[j], g = wn[j];
-        uint4 o;
-        const auto* v2 = reinterpret_cast<const __nv_bfloat162*>(&v);
-        const auto* g2 = reinterpret_cast<const __nv_bfloat162*>(&g);
-        auto* o2 = reinterpret_cast<__nv_bfloat162*>(&o);
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          const float2 f = __bfloat1622float2(v2[i]), gw = __bfloat1622float2(g2[i]);
-          const float n0 = __bfloat162float(__float2bfloat16_rn(f.x * inv));
-          const float n1 = __bfloat162float(__float2bfloat16_rn(f.y * inv));
-          o2[i] = __floats2bfloat162_rn(gw.x * n0, gw.y * n1);
-        }
-        dst[j] = o;
-      }
-    }
+    stage_x<kM>(a, xs, red);
     __syncthreads();
   }
 
@@ -159,119 +84,48 @@ __global__ void __launch_bounds__(kThreads) gemv_fused_kernel(GemvArgs a) {
 #pragma unroll
         for (int m = 0; m < kM; ++m) {
 #pragma unroll
-          for (int u = 0; u < kUnroll; ++u) {
-            const uint4 xv = kStaged ? reinterpret_cast<const uint4*>(xs + m * k)[cc + 32 * u]
-                                     : __ldg(reinterpret_cast<const uint4*>(a.x + m * k) + cc + 32 * u);
-            accumulate8(wv[u], xv, acc[m]);
-          }
+          for (int u = 0; u < kUnroll; ++u) accumulate8(wv[u], x_chunk<kStaged>(a, xs, m, cc + 32 * u), acc[m]);
         }
       }
       for (; cc < c_end; cc += 32) {
         const uint4 w0 = __ldg(wrow + cc);
 #pragma unroll
-        for (int m = 0; m < kM; ++m) {
-          const uint4 xv = kStaged ? reinterpret_cast<const uint4*>(xs + m * k)[cc]
-                                   : __ldg(reinterpret_cast<const uint4*>(a.x + m * k) + cc);
-          accumulate8(w0, xv, acc[m]);
-        }
+        for (int m = 0; m < kM; ++m) accumulate8(w0, x_chunk<kStaged>(a, xs, m, cc), acc[m]);
       }
     }
-#pragma unroll
-    for (int m = 0; m < kM; ++m) {
-      for (int off = 16; off > 0; off >>= 1) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], off);
-      if (lane == 0) part[warp][m] = acc[m];
-    }
-    __syncthreads();
-    // The slices of a column are added in slice order (deterministic).
-    for (int idx = threadIdx.x; idx < kM * cpb; idx += kThreads) {
-      const int m = idx / cpb, lc = idx % cpb;
-      float v = 0.0f;
-      for (int j = 0; j < wpc; ++j) v += part[lc * wpc + j][m];
-      if constexpr (kEpi == kStore) {
-        const int64_t oc = g * cpb + lc;
-        if (oc < n) {
-          if (a.bias != nullptr) v += __bfloat162float(a.bias[oc]);
-          if (a.accumulate) v += __bfloat162float(a.y[m * n + oc]);
-          a.y[m * n + oc] = __float2bfloat16_rn(v);
-        }
-      } else {
-        vals[m][lc] = __bfloat162float(__float2bfloat16_rn(v));  // the product in the activation dtype
-      }
-    }
-    if constexpr (kEpi != kStore) {
-      __syncthreads();
-      const int half = cpb / 2;
-      for (int idx = threadIdx.x; idx < kM * half; idx += kThreads) {
-        const int m = idx / half, pc = idx % half;
-        if constexpr (kEpi == kSwiglu) {
-          const int64_t j = g * half + pc;
-          if (j >= outputs) continue;
-          const float gate = vals[m][pc], up = vals[m][pc + half];
-          a.y[m * outputs + j] = __float2bfloat16_rn((gate / (1.0f + expf(-gate))) * up);
-        } else {
-          const int64_t col0 = g * cpb + 2 * pc;
-          if (col0 >= n) continue;
-          const float x0 = vals[m][2 * pc], x1 = vals[m][2 * pc + 1];
-          const int64_t qc = a.q_cols, kvc = a.kv_cols;
-          if (col0 < qc + kvc) {  // q or k: rotate the pair (the rope kernel's formula)
-            const int64_t local = col0 < qc ? col0 : col0 - qc;
-            const int64_t p = (local % a.head_dim) / 2;
-            const float inv_freq =
-                1.0f / powf(a.theta, static_cast<float>(2 * p) / static_cast<float>(a.head_dim));
-            float sn, cs;
-            sincosf(static_cast<float>(a.pos[m]) * inv_freq, &sn, &cs);
-            const bf16 r0 = __float2bfloat16_rn(x0 * cs - x1 * sn), r1 = __float2bfloat16_rn(x0 * sn + x1 * cs);
-            bf16* dst;
-            if (col0 < qc) {
-              dst = a.y + m * qc + local;
-            } else {
-              const int64_t slot = a.slots[m];
-              if (slot < 0 || slot >= a.num_slots) __trap();  // slot out of the cache: a bug
-              dst = a.k_cache + slot * kvc + local;
-            }
-            dst[0] = r0;
-            dst[1] = r1;
-          } else {
-            const int64_t slot = a.slots[m];
-            if (slot < 0 || slot >= a.num_slots) __trap();
-            bf16* dst = a.v_cache + slot * kvc + (col0 - qc - kvc);
-            dst[0] = __float2bfloat16_rn(x0);
-            dst[1] = __float2bfloat16_rn(x1);
-          }
-        }
-      }
-    }
-    __syncthreads();  // part / vals are reused by the next group
+    finish_group_block<kM, kEpi, true>(a, g, acc, part, vals);
   }
 }
 
-using Kernel = void (*)(GemvArgs);
-
-template <int kM>
-Kernel pick(int epilogue, bool staged) {
-  if (epilogue == kSwiglu) return gemv_fused_kernel<kM, kSwiglu, true>;
-  if (epilogue == kQkvRope) return gemv_fused_kernel<kM, kQkvRope, true>;
-  return staged ? gemv_fused_kernel<kM, kStore, true> : gemv_fused_kernel<kM, kStore, false>;
-}
-
-Kernel kernel_for(int64_t m, int epilogue, bool staged) {
-  switch (m) {
-    case 1: return pick<1>(epilogue, staged);
-    case 2: return pick<2>(epilogue, staged);
-    case 3: return pick<3>(epilogue, staged);
-    case 4: return pick<4>(epilogue, staged);
-    case 5: return pick<5>(epilogue, staged);
-    case 6: return pick<6>(epilogue, staged);
-    case 7: return pick<7>(epilogue, staged);
-    case 8: return pick<8>(epilogue, staged);
-    default: std::abort();
+struct RegisterFamily {
+  template <int kM, int kEpi, bool kStaged, int kUnroll>
+  static Kernel get() {
+    return gemv_fused_kernel<kM, kEpi, kStaged, kUnroll>;
   }
+};
+
+// The dynamic shared memory `kernel` may use at most: the device's opt-in limit less its static
+// arrays.
+size_t max_dynamic_smem(Kernel kernel) {
+  static std::mutex mu;
+  static std::map<Kernel, size_t> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(kernel);
+  if (it != cache.end()) return it->second;
+  int device = 0, optin = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  cudaFuncAttributes attr{};
+  CUDA_CHECK(cudaFuncGetAttributes(&attr, kernel));
+  const size_t bytes = static_cast<size_t>(optin) - attr.sharedSizeBytes;
+  cache[kernel] = bytes;
+  return bytes;
 }
 
-// Resident blocks per SM for a kernel and its dynamic shared memory (the first call of a staged
-// kernel raises its shared-memory limit to the largest staging: host side, so warm up before a
-// graph capture).
-int blocks_per_sm(Kernel kernel, size_t smem) {
+// Resident blocks per SM for a kernel and its dynamic shared memory (the first call of a kernel
+// with dynamic shared memory raises its limit to `limit`: the largest staging, or for the ring
+// kernels all there is; host side, so warm up before a graph capture).
+int blocks_per_sm(Kernel kernel, size_t smem, size_t limit) {
   static std::mutex mu;
   static std::map<std::pair<Kernel, size_t>, int> cache;
   static std::map<Kernel, bool> raised;
@@ -279,8 +133,7 @@ int blocks_per_sm(Kernel kernel, size_t smem) {
   auto it = cache.find({kernel, smem});
   if (it != cache.end()) return it->second;
   if (smem > 0 && !raised[kernel]) {
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    static_cast<int>(kGemvMaxStagedBytes)));
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(limit)));
     raised[kernel] = true;
   }
   int blocks = 0;
@@ -289,7 +142,41 @@ int blocks_per_sm(Kernel kernel, size_t smem) {
   return std::max(blocks, 1);
 }
 
+// The kernel a launch takes, its dynamic shared memory and the limit to raise it to.
+struct KernelChoice {
+  Kernel kernel = nullptr;
+  size_t smem = 0, limit = kGemvMaxStagedBytes;
+  bool warp_units = false;
+};
+
+// A ring kernel (tuning.warp_units or a ring pipe) when its x staging and the warps' rings fit in
+// shared memory (a plain GEMV then reads x through L1 instead), else the register kernel.
+KernelChoice choose_kernel(const GemvArgs& a, int epilogue, bool staged, const GemvTuning& tuning) {
+  const int unroll = tuning.unroll == 8 ? 8 : 4;
+  if (tuning.warp_units || tuning.pipe != GemvPipe::kRegisters) {
+    const size_t ring = kWarps * ring_bytes_per_warp(tuning.stages, unroll);
+    auto ring_kernel_for = [&](bool st) {
+      return tuning.warp_units ? warp_kernel(a.m, epilogue, st, unroll) : ring_kernel(a.m, epilogue, st, unroll);
+    };
+    auto fits = [&](bool st, KernelChoice& out) {
+      const Kernel kernel = ring_kernel_for(st);
+      const size_t smem = (st ? gemv_staged_bytes(a.m, a.k) : 0) + ring, limit = max_dynamic_smem(kernel);
+      out = {kernel, smem, limit, tuning.warp_units};
+      return smem <= limit;
+    };
+    KernelChoice choice;
+    if (fits(staged, choice)) return choice;
+    if (staged && epilogue == kStore && a.norm_w == nullptr && fits(false, choice)) return choice;
+  }
+  return {register_kernel(a.m, epilogue, staged, unroll), staged ? gemv_staged_bytes(a.m, a.k) : 0,
+          kGemvMaxStagedBytes, false};
+}
+
 }  // namespace
+
+Kernel gemv::register_kernel(int64_t m, int epilogue, bool staged, int unroll) {
+  return pick_kernel<RegisterFamily>(m, epilogue, staged, unroll);
+}
 
 int gemv_warps_per_col(int64_t n, int64_t k, bool swiglu, int64_t slots) {
   // Warps per output column (1, 2, 4, 8; each K slice keeps at least 4 loads per lane): the
@@ -304,7 +191,7 @@ int gemv_warps_per_col(int64_t n, int64_t k, bool swiglu, int64_t slots) {
   const int64_t chunks = k / 8;
   int best = 1;
   double best_fill = -1.0;
-  for (int wpc = 1; wpc <= kWarps && (wpc == 1 || chunks / wpc >= 32 * kUnroll); wpc *= 2) {
+  for (int wpc = 1; wpc <= kWarps && (wpc == 1 || chunks / wpc >= 32 * 4); wpc *= 2) {
     const int64_t cpb = kWarps / wpc;
     const int64_t groups = swiglu ? (n / 2 + cpb / 2 - 1) / (cpb / 2) : (n + cpb - 1) / cpb;
     const int64_t rounds = (groups + slots - 1) / slots;
@@ -324,22 +211,33 @@ void launch_gemv_fused(GemvArgs a, GemvFusion fusion, const GemvTuning& tuning, 
   const int epilogue = fusion == GemvFusion::kSwiglu ? kSwiglu : fusion == GemvFusion::kQkvRope ? kQkvRope : kStore;
   const bool staged = a.norm_w != nullptr || epilogue != kStore ||
                       (tuning.stage_x && gemv_staged_bytes(a.m, a.k) <= kGemvMaxStagedBytes);
-  const size_t smem = staged ? gemv_staged_bytes(a.m, a.k) : 0;
-  const Kernel kernel = kernel_for(a.m, epilogue, staged);
+  const KernelChoice choice = choose_kernel(a, epilogue, staged, tuning);
+  const size_t smem = choice.smem;
+  const Kernel kernel = choice.kernel;
   // Persistent grid: at most what is resident at once (whole-model decode measured best so, with
-  // x staged; a block per column group was slower in the graph).
-  int per_sm = blocks_per_sm(kernel, smem);
+  // x staged; a block per column group was slower in the graph); full_grid: every block with work.
+  int per_sm = blocks_per_sm(kernel, smem, choice.limit);
   if (tuning.blocks_per_sm > 0) per_sm = std::min(per_sm, tuning.blocks_per_sm);
   const int64_t slots = static_cast<int64_t>(per_sm) * num_sms;
-  int wpc = tuning.warps_per_col > 0 ? tuning.warps_per_col
-                                     : gemv_warps_per_col(a.n, a.k, epilogue == kSwiglu, slots);
-  if (epilogue != kStore) wpc = std::min(wpc, 4);  // pairs of columns live in one block
-  a.wpc = wpc;
-  const int cpb = kWarps / wpc;
-  const int64_t groups = epilogue == kSwiglu ? (a.n / 2 + cpb / 2 - 1) / (cpb / 2) : (a.n + cpb - 1) / cpb;
-  const int64_t grid = std::min<int64_t>(groups, slots);
+  int64_t work = 0;  // blocks with work: column groups, or (warp kernel) outputs / 8
+  if (choice.warp_units) {
+    a.wpc = 1;
+    const int64_t units = epilogue == kStore ? a.n : a.n / 2;
+    work = (units + kWarps - 1) / kWarps;
+  } else {
+    int wpc = tuning.warps_per_col > 0 ? tuning.warps_per_col
+                                       : gemv_warps_per_col(a.n, a.k, epilogue == kSwiglu, slots);
+    if (epilogue != kStore) wpc = std::min(wpc, 4);  // pairs of columns live in one block
+    a.wpc = wpc;
+    const int cpb = kWarps / wpc;
+    work = epilogue == kSwiglu ? (a.n / 2 + cpb / 2 - 1) / (cpb / 2) : (a.n + cpb - 1) / cpb;
+  }
+  const int64_t grid = tuning.full_grid ? work : std::min<int64_t>(work, slots);
   a.prefetch_all = tuning.prefetch_all &&
                    static_cast<size_t>(a.n * a.k) * sizeof(bf16) <= kGemvL2PrefetchBytes;
+  a.stages = tuning.stages;
+  a.local_sync = tuning.pipe == GemvPipe::kRingLocal;
+  a.evict_first = tuning.evict_first;
 
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(static_cast<unsigned int>(grid));
