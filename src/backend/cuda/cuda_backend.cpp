@@ -40,7 +40,9 @@ void read_gemv_variants(cuda::GemvTuning& t) {
     t.stages = std::atoi(v);
     PX_CHECK_MSG(t.stages >= 2 && t.stages <= 8, "PIXTRAL_CUDA_GEMV_STAGES is 2 to 8");
   }
-  if (const char* v = std::getenv("PIXTRAL_CUDA_GEMV_WARP"); v != nullptr) t.warp_units = std::strcmp(v, "0") != 0;
+  // "0": never; "1": every M the GEMV takes; unset: M = 1 (GemvTuning::warp_max_m).
+  if (const char* v = std::getenv("PIXTRAL_CUDA_GEMV_WARP"); v != nullptr)
+    t.warp_max_m = std::strcmp(v, "0") == 0 ? 0 : static_cast<int>(cuda::kGemvMaxM);
   if (const char* v = std::getenv("PIXTRAL_CUDA_GEMV_GRID"); v != nullptr) {
     PX_CHECK_MSG(std::strcmp(v, "full") == 0 || std::strcmp(v, "persistent") == 0,
                  "PIXTRAL_CUDA_GEMV_GRID is persistent or full");
@@ -80,7 +82,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   CUDA_CHECK(cudaEventCreateWithFlags(&join_, cudaEventDisableTiming));
   if (const char* v = std::getenv("PIXTRAL_CUDA_ATTN_OVERLAP"); v != nullptr) overlap_attention_ = std::strcmp(v, "0") != 0;
   if (const char* v = std::getenv("PIXTRAL_CUDA_GEMM_TUNE"); v != nullptr)  // cuda_backend_gemm_tune.cpp
-    gemm_tune_min_m_ = std::strcmp(v, "0") == 0 ? 0 : std::max(1, std::atoi(v));
+    gemm_tune_min_m_ = std::strcmp(v, "0") == 0 ? 0 : std::max(256, std::atoi(v));
   const char* gemv = std::getenv("PIXTRAL_CUDA_GEMV");  // "0": small-M matmuls through cuBLASLt too
   use_gemv_ = !(gemv != nullptr && std::strcmp(gemv, "0") == 0);
   // "1", "2", "4" or "8": force the warps per output column of the GEMV (benchmarks, tests).

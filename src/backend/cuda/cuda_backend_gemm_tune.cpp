@@ -5,10 +5,13 @@
 // So the first GEMM of each M bucket (M rounded up to 64 up to 1,024 rows, to 512
 // beyond) can time the heuristic's candidates on its own operands, outside any capture, and every
 // later GEMM of the bucket reuses the winner (after cuBLASLt confirms that it supports the exact
-// shape). Opt-in: PIXTRAL_CUDA_GEMM_TUNE=N tunes every GEMM with M >= N (16 covers batched decode
-// steps too); unset or 0 keeps the heuristic's first choice. Not the default because it paid only
-// at that shape: the serving steps (the scheduler's budget counts the decodes, so M <= 512) and
-// the 4,160-token prefill measured the same with and without it, and it has two costs:
+// shape). Opt-in: PIXTRAL_CUDA_GEMM_TUNE=N tunes every GEMM with M >= max(N, 256); unset or 0
+// keeps the heuristic's first choice. Below 256 rows the GEMMs are bound by the weight read, and
+// timing a candidate on the same operands over and over measures it with the weights in L2:
+// tuned down to M = 16, the batch-64 decode step of the 64-request text load went from 12.4 to
+// 18.6 ms. Not the default because it paid only at the M = 543 shape: the serving steps (the
+// scheduler's budget counts the decodes, so M <= 512) and the 4,160-token prefill measured the
+// same with and without it, and it has two costs:
 //   - the first GEMM of a bucket stalls its step while the candidates run (a latency spike for the
 //     running streams);
 //   - which algorithm wins may differ between processes (timing noise between near-equal

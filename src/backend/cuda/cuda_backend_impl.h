@@ -129,7 +129,7 @@ class CudaBackend final : public Backend {
   void* workspace_ = nullptr;
   std::map<PlanKey, Plan> plans_;
   std::map<PlanKey, cublasLtMatmulAlgo_t> tuned_;  // key with M rounded up to its bucket
-  int64_t gemm_tune_min_m_ = 0;  // PIXTRAL_CUDA_GEMM_TUNE=N: tune M >= N; 0 (default): the heuristic's choice
+  int64_t gemm_tune_min_m_ = 0;  // PIXTRAL_CUDA_GEMM_TUNE=N: tune M >= max(N, 256); 0 (default): off
   cudaEvent_t tune_begin_ = nullptr, tune_end_ = nullptr;
   std::array<void*, kStagingSlots> staging_{};
   std::array<cudaEvent_t, kStagingSlots> staging_done_{};

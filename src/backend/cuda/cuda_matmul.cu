@@ -149,19 +149,23 @@ struct KernelChoice {
   bool warp_units = false;
 };
 
-// A ring kernel (tuning.warp_units or a ring pipe) when its x staging and the warps' rings fit in
+// A ring kernel (the warp kernel, or a ring pipe) when its x staging and the warps' rings fit in
 // shared memory (a plain GEMV then reads x through L1 instead), else the register kernel.
 KernelChoice choose_kernel(const GemvArgs& a, int epilogue, bool staged, const GemvTuning& tuning) {
   const int unroll = tuning.unroll == 8 ? 8 : 4;
-  if (tuning.warp_units || tuning.pipe != GemvPipe::kRegisters) {
+  const int warp_max_m = tuning.warp_max_m >= 0                                                  ? tuning.warp_max_m
+                         : tuning.pipe == GemvPipe::kRegisters && tuning.warps_per_col == 0 ? 1
+                                                                                             : 0;
+  const bool warp_units = a.m <= warp_max_m;
+  if (warp_units || tuning.pipe != GemvPipe::kRegisters) {
     const size_t ring = kWarps * ring_bytes_per_warp(tuning.stages, unroll);
     auto ring_kernel_for = [&](bool st) {
-      return tuning.warp_units ? warp_kernel(a.m, epilogue, st, unroll) : ring_kernel(a.m, epilogue, st, unroll);
+      return warp_units ? warp_kernel(a.m, epilogue, st, unroll) : ring_kernel(a.m, epilogue, st, unroll);
     };
     auto fits = [&](bool st, KernelChoice& out) {
       const Kernel kernel = ring_kernel_for(st);
       const size_t smem = (st ? gemv_staged_bytes(a.m, a.k) : 0) + ring, limit = max_dynamic_smem(kernel);
-      out = {kernel, smem, limit, tuning.warp_units};
+      out = {kernel, smem, limit, warp_units};
       return smem <= limit;
     };
     KernelChoice choice;
@@ -191,7 +195,9 @@ int gemv_warps_per_col(int64_t n, int64_t k, bool swiglu, int64_t slots) {
   const int64_t chunks = k / 8;
   int best = 1;
   double best_fill = -1.0;
-  for (int wpc = 1; wpc <= kWarps && (wpc == 1 || chunks / wpc >= 32 * 4); wpc *= 2) {
+  // SwiGLU blocks hold gate/up column pairs: at most kWarps / 2 warps per column (cpb / 2 >= 1).
+  const int max_wpc = swiglu ? kWarps / 2 : kWarps;
+  for (int wpc = 1; wpc <= max_wpc && (wpc == 1 || chunks / wpc >= 32 * 4); wpc *= 2) {
     const int64_t cpb = kWarps / wpc;
     const int64_t groups = swiglu ? (n / 2 + cpb / 2 - 1) / (cpb / 2) : (n + cpb - 1) / cpb;
     const int64_t rounds = (groups + slots - 1) / slots;
