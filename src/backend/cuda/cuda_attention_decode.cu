@@ -28,6 +28,7 @@ namespace {
 using flash::ldsm_x4;
 using flash::ldsm_x4_t;
 using flash::mma_16816;
+using flash::online_softmax_step;
 using flash::pack_bf16;
 using flash::smem_u32;
 using flash::swz;
@@ -135,43 +136,7 @@ __device__ __forceinline__ void attend_tile(const uint32_t (&qf)[HD / 16][4], co
     mma_16816(s[1], qf[kk], b2, b3);
   }
   const bool need_mask = kt + kKeys > mask_from;
-  float mx[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-  for (int n = 0; n < 2; ++n)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      float v = s[n][e] * scale_log2;
-      if (need_mask && kt + n * 8 + 2 * (lane & 3) + (e & 1) >= lim[e >> 1]) v = -INFINITY;
-      s[n][e] = v;
-      mx[e >> 1] = fmaxf(mx[e >> 1], v);
-    }
-  float corr[2], base[2];
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
-    mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-    const float m_new = fmaxf(m[h], mx[h]);
-    base[h] = m_new == -INFINITY ? 0.0f : m_new;  // a fully masked row so far: exp2(−inf) = 0
-    corr[h] = exp2f(m[h] - base[h]);
-    m[h] = m_new;
-  }
-  float rs[2] = {0.0f, 0.0f};
-#pragma unroll
-  for (int n = 0; n < 2; ++n)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      s[n][e] = exp2f(s[n][e] - base[e >> 1]);
-      rs[e >> 1] += s[n][e];
-    }
-#pragma unroll
-  for (int h = 0; h < 2; ++h) lsum[h] = lsum[h] * corr[h] + rs[h];  // quad-partial sums
-#pragma unroll
-  for (int d = 0; d < HD / 8; ++d) {
-    o[d][0] *= corr[0];
-    o[d][1] *= corr[0];
-    o[d][2] *= corr[1];
-    o[d][3] *= corr[1];
-  }
+  online_softmax_step(s, o, m, lsum, kt, need_mask, lim, scale_log2, lane);
   // The S accumulators of the two n-tiles are exactly the A fragment of P[:, 0..15].
   const uint32_t pa[4] = {pack_bf16(s[0][0], s[0][1]), pack_bf16(s[0][2], s[0][3]), pack_bf16(s[1][0], s[1][1]),
                           pack_bf16(s[1][2], s[1][3])};

@@ -65,6 +65,55 @@ __device__ inline float warp_sum(float v) {
   return v;
 }
 
+// The online-softmax step of one m16 row tile over NT n-tiles of 8 keys starting at key kt (the
+// mma.sync C layout: this lane holds rows lane/4 (h = 0) and lane/4 + 8 (h = 1), keys
+// 2·(lane % 4) and +1 of each n-tile): S scaled to base 2, keys ≥ lim[h] masked when need_mask, the
+// rows' running maxima m updated across the quad, S ← 2^(S − max), the quad-partial sums lsum and
+// the DT output accumulator tiles o rescaled by 2^(m_old − m_new). Shared by the flash and decode
+// kernels (the many-rows prefill kernel keeps its own two-tile form).
+template <int NT, int DT, typename Index>
+__device__ __forceinline__ void online_softmax_step(float (&s)[NT][4], float (&o)[DT][4], float (&m)[2],
+                                                    float (&lsum)[2], Index kt, bool need_mask, const Index (&lim)[2],
+                                                    float scale_log2, int lane) {
+  float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+  for (int n = 0; n < NT; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      float v = s[n][e] * scale_log2;
+      if (need_mask && kt + n * 8 + 2 * (lane & 3) + (e & 1) >= lim[e >> 1]) v = -INFINITY;
+      s[n][e] = v;
+      mx[e >> 1] = fmaxf(mx[e >> 1], v);
+    }
+  float corr[2], base[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+    mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+    const float m_new = fmaxf(m[h], mx[h]);
+    base[h] = m_new == -INFINITY ? 0.0f : m_new;  // a fully masked row so far: exp2(−inf) = 0
+    corr[h] = exp2f(m[h] - base[h]);
+    m[h] = m_new;
+  }
+  float rs[2] = {0.0f, 0.0f};
+#pragma unroll
+  for (int n = 0; n < NT; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      s[n][e] = exp2f(s[n][e] - base[e >> 1]);
+      rs[e >> 1] += s[n][e];
+    }
+#pragma unroll
+  for (int h = 0; h < 2; ++h) lsum[h] = lsum[h] * corr[h] + rs[h];  // quad-partial sums; reduced at the end
+#pragma unroll
+  for (int d = 0; d < DT; ++d) {
+    o[d][0] *= corr[0];
+    o[d][1] *= corr[0];
+    o[d][2] *= corr[1];
+    o[d][3] *= corr[1];
+  }
+}
+
 __device__ inline uint32_t pack_bf16(float lo, float hi) {
   __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
   return *reinterpret_cast<uint32_t*>(&v);
@@ -204,43 +253,7 @@ __global__ void __launch_bounds__(WARPS * 32) flash_kernel(AttentionArgs a, Flas
 
     const int64_t kt = k_begin + t * BN;
     const bool need_mask = kt + BN > mask_from;
-    float mx[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-    for (int n = 0; n < NT; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float v = s[n][e] * scale_log2;
-        if (need_mask && kt + n * 8 + 2 * (lane & 3) + (e & 1) >= lim[e >> 1]) v = -INFINITY;
-        s[n][e] = v;
-        mx[e >> 1] = fmaxf(mx[e >> 1], v);
-      }
-    float corr[2], base[2];
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
-      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-      const float m_new = fmaxf(m[h], mx[h]);
-      base[h] = m_new == -INFINITY ? 0.0f : m_new;  // a fully masked row so far: exp2(−inf) = 0
-      corr[h] = exp2f(m[h] - base[h]);
-      m[h] = m_new;
-    }
-    float rs[2] = {0.0f, 0.0f};
-#pragma unroll
-    for (int n = 0; n < NT; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        s[n][e] = exp2f(s[n][e] - base[e >> 1]);
-        rs[e >> 1] += s[n][e];
-      }
-#pragma unroll
-    for (int h = 0; h < 2; ++h) lsum[h] = lsum[h] * corr[h] + rs[h];  // quad-partial sums; reduced at the end
-#pragma unroll
-    for (int d = 0; d < DT; ++d) {
-      o[d][0] *= corr[0];
-      o[d][1] *= corr[0];
-      o[d][2] *= corr[1];
-      o[d][3] *= corr[1];
-    }
+    online_softmax_step(s, o, m, lsum, kt, need_mask, lim, scale_log2, lane);
 
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
