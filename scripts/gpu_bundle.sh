@@ -28,6 +28,6 @@ for exe in tests/backend/cuda_conformance_test tests/backend/cuda_sample_test be
   done
 done
 grep -m1 '^CMAKE_HOME_DIRECTORY' "$BUILD_DIR/CMakeCache.txt" | cut -d= -f2 > .bundle/source_dir
-cp scripts/gpu_run.sh .bundle/
+cp scripts/gpu_run.sh scripts/gpu_env.sh .bundle/
 du -sh .bundle
 ls -l .bundle/bin .bundle/lib

@@ -8,17 +8,7 @@
 # Usage: bash scripts/gpu_gemv_variants.sh [tests|ops|decode|sanitize]...   (default: the first
 # three, a few minutes; sanitize separately)
 set -uo pipefail
-LOG_DIR=${OUT:-.bundle/out}
-mkdir -p "$LOG_DIR"
-# cuBLASLt and the bundled libraries, as in gpu_run.sh.
-CUBLAS_DIR=$(python3 -c "import nvidia.cublas as m, os; print(os.path.join(list(m.__path__)[0], 'lib'))" 2>/dev/null || true)
-if [ -z "$CUBLAS_DIR" ] || [ ! -e "$CUBLAS_DIR/libcublasLt.so.13" ]; then
-  CUBLAS_DIR=$(dirname "$(find / -name 'libcublasLt.so.13' -not -path '*/proc/*' 2>/dev/null | head -1)")
-fi
-export LD_LIBRARY_PATH="$PWD/.bundle/lib:$CUBLAS_DIR:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-SRC=$(cat .bundle/source_dir)
-if [ ! -e "$SRC/tests/data" ]; then mkdir -p "$SRC" && ln -sfn "$PWD/tests" "$SRC/tests"; fi
-BIN=.bundle/bin
+source "$(dirname "$0")/gpu_env.sh"
 PARTS=${*:-tests ops decode}
 
 # One setting per line: the environment of one whole-token run ("" = the defaults).

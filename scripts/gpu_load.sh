@@ -4,10 +4,8 @@
 # Pixtral-12B shape initialised on the device). Logs go to $OUT when it is set (else .bundle/out).
 # Usage: bash scripts/gpu_load.sh [all|text|image|cache|n|long]
 set -uo pipefail
-LOG_DIR=${OUT:-.bundle/out}
-mkdir -p "$LOG_DIR"
-export LD_LIBRARY_PATH="$PWD/.bundle/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-LOAD=.bundle/bin/pixtral_load
+source "$(dirname "$0")/gpu_env.sh"
+LOAD=$BIN/pixtral_load
 WHAT=${1:-all}
 M=random:pixtral-12b
 

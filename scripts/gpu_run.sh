@@ -4,20 +4,10 @@
 # Logs go to $OUT when it is set (else .bundle/out). cuBLASLt comes from the machine: the CUDA
 # toolkit's lib64, or the nvidia-cublas wheel of its Python environment.
 set -uo pipefail
-LOG_DIR=${OUT:-.bundle/out}
-mkdir -p "$LOG_DIR"
-CUBLAS_DIR=$(python3 -c "import nvidia.cublas as m, os; print(os.path.join(list(m.__path__)[0], 'lib'))" 2>/dev/null || true)
-if [ -z "$CUBLAS_DIR" ] || [ ! -e "$CUBLAS_DIR/libcublasLt.so.13" ]; then
-  CUBLAS_DIR=$(dirname "$(find / -name 'libcublasLt.so.13' -not -path '*/proc/*' 2>/dev/null | head -1)")
-fi
-export LD_LIBRARY_PATH="$PWD/.bundle/lib:$CUBLAS_DIR:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+source "$(dirname "$0")/gpu_env.sh"
 echo "cublasLt from: $CUBLAS_DIR"
-# The binaries read tests/data under the source directory they were configured in.
-SRC=$(cat .bundle/source_dir)
-if [ ! -e "$SRC/tests/data" ]; then mkdir -p "$SRC" && ln -sfn "$PWD/tests" "$SRC/tests"; fi
 
 nvidia-smi 2>&1 | tee "$LOG_DIR/nvidia-smi.log"
-BIN=.bundle/bin
 echo "=== conformance" && timeout 400 "$BIN/cuda_conformance_test" 2>&1 | tee "$LOG_DIR/conformance.log"
 echo "conformance rc=${PIPESTATUS[0]}"
 echo "=== sample" && timeout 120 "$BIN/cuda_sample_test" 2>&1 | tee "$LOG_DIR/sample.log"; echo "sample rc=${PIPESTATUS[0]}"
