@@ -28,9 +28,10 @@ if [ "$WHAT" = all ] || [ "$WHAT" = text ]; then
 fi
 if [ "$WHAT" = all ] || [ "$WHAT" = image ]; then
   # 32 in flight, each one distinct 1024x1024 image + 100 text tokens, 256 out. A 384-token budget
-  # (the decodes count in it: chunks of about 353 tokens) and 3 encoder layers per step bound the
-  # running streams' inter-token latency while images are encoded and prefilled; 512 gives more
-  # requests/s with a longer ITL tail (docs/PERFORMANCE.md).
+  # (the decodes count in it: chunks of about 353 tokens) and 3 encoder layers per step keep the
+  # running streams' p99 inter-token latency within 2x a decode step while images are encoded and
+  # prefilled (the maximum is not: docs/PERFORMANCE.md); 512 gives more requests/s with a longer
+  # ITL tail.
   run image32 300 --num-requests 96 --concurrency 32 --prompt-len 100 --output-len 256 --image 1024,1024 \
     --distinct-images --max-num-seqs 32 --max-num-batched-tokens 384 --gpu-memory-utilization 0.9
 fi
