@@ -425,6 +425,12 @@ bool report_engine(const MetricsSnapshot& m) {
   row("Decode-only step, max wall (ms):", m.decode_step.max_ms);
   row_int("Decode-only steps, >= 90% of max seqs:", m.decode_step_full.total);
   row("  of them, mean wall (ms):", m.decode_step_full.mean_ms());
+  for (const auto& s : m.slowest_decode_steps)
+    std::printf("Slow step with decodes: %.2f ms, %lld decodes, %lld prefill tokens in %lld sequences, "
+                "%lld encoder layers, %lld images started, %lld finished\n",
+                s.wall_ms, static_cast<long long>(s.decodes), static_cast<long long>(s.prefill_tokens),
+                static_cast<long long>(s.prefill_seqs), static_cast<long long>(s.encoder_layers),
+                static_cast<long long>(s.images_started), static_cast<long long>(s.images_finished));
   row("  host: schedule (ms):", m.decode_host_schedule.mean_ms());
   row("  host: batch, uploads, launch (ms):", m.decode_host_launch.mean_ms());
   row("  host after the ids are back (ms):", m.decode_host_after.mean_ms());

@@ -124,6 +124,14 @@ struct MetricsSnapshot {
   // Decode-only steps that run at least 90 % of max_num_seqs sequences: the normal step of a full
   // batch, the reference of the inter-token-latency bound while prompts prefill.
   Histogram decode_step_full;
+  // The slowest steps that carried decodes (what running streams waited for), slowest first, at
+  // most 5: their wall time and what they held.
+  struct SlowStep {
+    double wall_ms = 0.0;
+    int64_t decodes = 0, prefill_tokens = 0, prefill_seqs = 0;
+    int64_t encoder_layers = 0, images_started = 0, images_finished = 0;  // the step's image encoding
+  };
+  std::vector<SlowStep> slowest_decode_steps;
 };
 
 class Engine {

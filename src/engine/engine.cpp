@@ -87,6 +87,7 @@ void Engine::Impl::reset_histograms() {
   for (Histogram* h : {&ttft_, &itl_, &decode_step_, &mixed_step_, &decode_host_schedule_, &decode_host_launch_,
                        &decode_host_after_, &decode_step_full_})
     *h = make_histogram();
+  slowest_decode_steps_.clear();
 }
 
 Status Engine::Impl::init(const EngineOptions& options) {
@@ -278,6 +279,7 @@ void Engine::Impl::publish_metrics() {
   m.decode_step = decode_step_;
   m.mixed_step = mixed_step_;
   m.decode_step_full = decode_step_full_;
+  m.slowest_decode_steps = slowest_decode_steps_;
   m.decode_host_schedule = decode_host_schedule_;
   m.decode_host_launch = decode_host_launch_;
   m.decode_host_after = decode_host_after_;

@@ -122,6 +122,7 @@ class Engine::Impl {
   // Encoder layers for the waiting requests, first come first served: at most
   // options_.vision_layers_per_step while sequences run, else all; finished ones enter the scheduler.
   bool advance_encoding();  // whether it ran any encoder work
+  void record_slow_step(const engine::SchedulerOutput& out, double wall_ms);
   Status check_image_features(const engine::SchedulerOutput& out);
   backend::Tensor features_of(engine::SeqId seq);
   // The step's logits [R, V] on the backend, one row per scheduled chunk (owned by `keep` or the
@@ -170,6 +171,11 @@ class Engine::Impl {
     model::VisionJob encoding;
   };
   std::deque<RequestId> encoding_;  // requests waiting for image features, in arrival order
+  // What the last advance_encoding() did (the slow-step record of the metrics).
+  struct EncodingWork {
+    int64_t layers = 0, started = 0, finished = 0;
+  } encoding_work_;
+  std::vector<MetricsSnapshot::SlowStep> slowest_decode_steps_;
   std::optional<ImageJob> image_job_;
   int64_t image_encoder_runs_ = 0, image_cache_hits_ = 0, steps_ = 0, finished_ = 0, generated_ = 0;
   Histogram ttft_, itl_, decode_step_, mixed_step_, decode_host_schedule_, decode_host_launch_, decode_host_after_;

@@ -173,6 +173,28 @@ void Engine::Impl::run_step() {
     record_latency(decode_host_launch_, ms_since(scheduled_at_, launched_at_));
     record_latency(decode_host_after_, ms_since(sampled_at_, end));
   }
+  record_slow_step(out, ms_since(start, end));
+}
+
+// Keeps the 5 slowest steps that carried decodes, with what they held.
+void Engine::Impl::record_slow_step(const engine::SchedulerOutput& out, double wall_ms) {
+  MetricsSnapshot::SlowStep step{.wall_ms = wall_ms,
+                                 .encoder_layers = encoding_work_.layers,
+                                 .images_started = encoding_work_.started,
+                                 .images_finished = encoding_work_.finished};
+  for (const auto& chunk : out.chunks) {
+    if (chunk.num_tokens == 1 && chunk.sample) {
+      ++step.decodes;
+    } else {
+      ++step.prefill_seqs;
+      step.prefill_tokens += chunk.num_tokens;
+    }
+  }
+  if (step.decodes == 0) return;
+  auto& v = slowest_decode_steps_;
+  v.push_back(step);
+  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.wall_ms > b.wall_ms; });
+  if (v.size() > 5) v.pop_back();
 }
 
 // Every image listed by the step has features: a request enters the scheduler only once its

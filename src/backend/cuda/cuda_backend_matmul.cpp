@@ -50,10 +50,13 @@ CudaBackend::Plan& CudaBackend::plan_for(const PlanKey& key) {
   for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
                     CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
     LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &a32, sizeof a32));
+  // One algorithm unless this shape is to be tuned: the heuristic query is host time on the step
+  // that first meets the shape (the serving steps meet a new M often), and 8 cost more than 1.
+  const bool tune = gemm_tune_min_m_ > 0 && m >= gemm_tune_min_m_;
   std::array<cublasLtMatmulHeuristicResult_t, kTuneCandidates> results{};
   int returned = 0;
-  LT_CHECK(cublasLtMatmulAlgoGetHeuristic(lt_, plan.desc, plan.a, plan.b, plan.c, plan.c, pref, kTuneCandidates,
-                                          results.data(), &returned));
+  LT_CHECK(cublasLtMatmulAlgoGetHeuristic(lt_, plan.desc, plan.a, plan.b, plan.c, plan.c, pref,
+                                          tune ? kTuneCandidates : 1, results.data(), &returned));
   cublasLtMatmulPreferenceDestroy(pref);
   PX_CHECK_MSG(returned > 0, "cuBLASLt found no algorithm for this matmul");
   for (int i = 0; i < returned; ++i)
@@ -61,7 +64,7 @@ CudaBackend::Plan& CudaBackend::plan_for(const PlanKey& key) {
       plan.candidates.push_back(results[static_cast<size_t>(i)].algo);
   PX_CHECK_MSG(!plan.candidates.empty(), "cuBLASLt found no usable algorithm for this matmul");
   plan.algo = plan.candidates.front();
-  plan.settled = gemm_tune_min_m_ <= 0 || m < gemm_tune_min_m_ || plan.candidates.size() == 1;
+  plan.settled = !tune || plan.candidates.size() == 1;
   return plans_.emplace(key, plan).first->second;
 }
 
