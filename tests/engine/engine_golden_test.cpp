@@ -4,6 +4,7 @@
 // shared by several requests encoded once; cancellation at every stage leaves no block used.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -166,6 +167,21 @@ TEST(EngineGolden, ImagesEncodedOverSeveralStepsGiveTheSameTokens) {
     EXPECT_EQ(run(*engine, requests, true), alone) << layers << " vision layers per step";
     const MetricsSnapshot m = engine->metrics();
     EXPECT_EQ(m.image_encoder_runs + m.image_cache_hits, 4) << "one image and three images";
+    // The slow-step record: at most 5 steps that carried decodes, slowest first, none slower than
+    // the slowest step wall, and the step histograms' maxima at least their means.
+    ASSERT_FALSE(m.slowest_decode_steps.empty());
+    EXPECT_LE(m.slowest_decode_steps.size(), 5u);
+    const double slowest_wall = std::max(m.decode_step.max_ms, m.mixed_step.max_ms);
+    for (size_t i = 0; i < m.slowest_decode_steps.size(); ++i) {
+      const auto& step = m.slowest_decode_steps[i];
+      EXPECT_GT(step.decodes, 0);
+      EXPECT_LE(step.wall_ms, slowest_wall);
+      if (i > 0) {
+        EXPECT_LE(step.wall_ms, m.slowest_decode_steps[i - 1].wall_ms);
+      }
+    }
+    EXPECT_GE(m.mixed_step.max_ms, m.mixed_step.mean_ms());
+    EXPECT_GE(m.decode_step.max_ms, m.decode_step.mean_ms());
   }
 }
 
