@@ -68,9 +68,8 @@ Status Engine::Impl::finish_image_job(ActiveRequest& a) {
   return Status::ok();
 }
 
-bool Engine::Impl::advance_encoding() {
+void Engine::Impl::advance_encoding() {
   encoding_work_ = {};
-  bool worked = false;
   const bool streams_wait = scheduler_->num_running() > 0 && options_.vision_layers_per_step > 0;
   int64_t budget = streams_wait ? options_.vision_layers_per_step : std::numeric_limits<int64_t>::max();
   while (!encoding_.empty()) {
@@ -82,9 +81,8 @@ bool Engine::Impl::advance_encoding() {
     }
     ActiveRequest& a = *it->second;
     if (!image_job_) {
-      const bool had_job = image_job_.has_value();
       const Status s = start_image_job(a);
-      if (!had_job && image_job_) ++encoding_work_.started;
+      if (image_job_) ++encoding_work_.started;
       if (!s.is_ok()) {
         encoding_.pop_front();
         finish_request(a, FinishReason::kError, s, false);
@@ -92,12 +90,11 @@ bool Engine::Impl::advance_encoding() {
       }
     }
     if (image_job_) {
-      if (budget <= 0) return worked;
+      if (budget <= 0) return;
       const int64_t layers = model_->advance_images(image_job_->encoding, budget);
       budget -= layers;
       encoding_work_.layers += layers;
-      worked = true;
-      if (!model_->images_done(image_job_->encoding)) return worked;
+      if (!model_->images_done(image_job_->encoding)) return;
       const Status s = finish_image_job(a);
       ++encoding_work_.finished;
       image_job_.reset();
@@ -110,7 +107,6 @@ bool Engine::Impl::advance_encoding() {
     encoding_.pop_front();
     enqueue(a);
   }
-  return worked;
 }
 
 }  // namespace pixtral

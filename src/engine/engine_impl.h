@@ -121,7 +121,7 @@ class Engine::Impl {
   Status finish_image_job(ActiveRequest& a);
   // Encoder layers for the waiting requests, first come first served: at most
   // options_.vision_layers_per_step while sequences run, else all; finished ones enter the scheduler.
-  bool advance_encoding();  // whether it ran any encoder work
+  void advance_encoding();  // what it did: encoding_work_
   void record_slow_step(const engine::SchedulerOutput& out, double wall_ms);
   Status check_image_features(const engine::SchedulerOutput& out);
   backend::Tensor features_of(engine::SeqId seq);
@@ -174,6 +174,7 @@ class Engine::Impl {
   // What the last advance_encoding() did (the slow-step record of the metrics).
   struct EncodingWork {
     int64_t layers = 0, started = 0, finished = 0;
+    bool any() const { return layers > 0 || started > 0 || finished > 0; }
   } encoding_work_;
   std::vector<MetricsSnapshot::SlowStep> slowest_decode_steps_;
   std::optional<ImageJob> image_job_;

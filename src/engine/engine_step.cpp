@@ -139,9 +139,9 @@ void Engine::Impl::run_step() {
   // The waiting requests' image encoding (a few layers), queued behind the step's forward: its
   // host part (pixels into staging memory, launches) runs while the device computes the step. It
   // admits requests for the next schedule() only.
-  const bool encoded = advance_encoding();
+  advance_encoding();
   const bool decode_only =
-      !encoded && out.images_to_encode.empty() &&
+      !encoding_work_.any() && out.images_to_encode.empty() &&
       std::all_of(out.chunks.begin(), out.chunks.end(), [](const engine::ScheduledChunk& c) { return c.num_tokens == 1; });
   // Cancels that arrived while the step ran: update() skips the cancelled sequences. A cancel of
   // a request still in the submission queue (not admitted yet) goes back to the queue of cancels:
