@@ -12,8 +12,11 @@
 // head_dim 64 and 128 with 16-byte aligned tensors take a tensor-core kernel instead:
 // cuda_attention_prefill.cuh when a sequence has more than 16 (row, head) pairs (prefill, vision),
 // else cuda_attention_flash.cuh (decode); all share the partial layout and combine_kernel.
+// PIXTRAL_CUDA_ATTN=wgmma sends non-causal head_dim 64 calls (the vision encoder) to the Hopper
+// kernel of cuda_attention_wgmma.cuh (no KV split, no workspace).
 #include "backend/cuda/cuda_attention_flash.cuh"
 #include "backend/cuda/cuda_attention_prefill.cuh"
+#include "backend/cuda/cuda_attention_wgmma.cuh"
 #include "backend/cuda/cuda_common.h"
 
 namespace pixtral::backend::cuda {
@@ -286,8 +289,9 @@ flash::FlashLaunch plan_flash(const AttentionArgs& a, int num_sms) {
 // prefill_kernel (PrefillAttention::kMma32) for the many-rows case, when its int key/pair
 // arithmetic fits and scale > 0 (the running max is taken on raw scores).
 bool use_prefill(const AttentionArgs& a, const AttentionTuning& t) {
-  return t.prefill == PrefillAttention::kMma32 && flash_warps(a) == 4 && a.scale > 0.0f &&
-         a.max_q_len * a.num_heads < (int64_t{1} << 31) && a.max_kv_len < (int64_t{1} << 31);
+  // kWgmma: the calls use_wgmma does not take run here too.
+  return (t.prefill == PrefillAttention::kMma32 || t.prefill == PrefillAttention::kWgmma) && flash_warps(a) == 4 &&
+         a.scale > 0.0f && a.max_q_len * a.num_heads < (int64_t{1} << 31) && a.max_kv_len < (int64_t{1} << 31);
 }
 // Warps of 32 pairs per block: 4 (2 blocks of 4 warps per SM). Measured on the H100 (cuda_bench,
 // one layer): head_dim 64 vision 245.6 µs with 4, 390.8 with 8; head_dim 128 causal prefill of
@@ -340,6 +344,30 @@ void launch_prefill(const AttentionArgs& a, int warps, const flash::FlashLaunch&
   }
 }
 
+// The wgmma kernel (PrefillAttention::kWgmma): varlen (non-causal, no block table), head_dim 64,
+// one KV head per head, 16-byte aligned tensors, scale > 0 (the max is taken on raw scores), int
+// row arithmetic.
+bool use_wgmma(const AttentionArgs& a, const AttentionTuning& t) {
+  return t.prefill == PrefillAttention::kWgmma && !a.causal && a.block_tables == nullptr && a.head_dim == 64 &&
+         a.num_heads == a.num_kv_heads && use_flash(a) && a.scale > 0.0f && a.total_rows < (int64_t{1} << 31);
+}
+// Ring depth: 2 stages of 128-key K and V tiles (32 KiB each) next to the 16 KiB Q tile.
+constexpr int kWgmmaStages = 2;
+
+void launch_wgmma(const AttentionArgs& a, cudaStream_t s) {
+  constexpr int kSmem = wgmma::smem_bytes<kWgmmaStages>();
+  auto* kernel = wgmma::attention_kernel<kWgmmaStages>;
+  static const bool configured = [&] {  // > 48 KiB of dynamic shared memory needs an opt-in, once
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+    return true;
+  }();
+  (void)configured;
+  const int64_t tiles = std::max<int64_t>(1, (a.max_q_len + wgmma::kBm - 1) / wgmma::kBm);
+  const dim3 grid(static_cast<unsigned int>(tiles * a.num_seqs * a.num_heads));
+  kernel<<<grid, wgmma::kThreads, kSmem, s>>>(a);
+  CUDA_CHECK_LAUNCH();
+}
+
 template <int HD, int WARPS>
 void launch_flash_t(const AttentionArgs& a, const flash::FlashLaunch& l, float* workspace, cudaStream_t s) {
   constexpr int kBn = flash_bn(WARPS);
@@ -368,6 +396,7 @@ void launch_flash(const AttentionArgs& a, const flash::FlashLaunch& l, float* wo
 }  // namespace
 
 int64_t attention_workspace_floats(const AttentionArgs& a, const AttentionTuning& t, int num_sms) {
+  if (use_wgmma(a, t)) return 0;
   const int64_t splits = !use_flash(a)      ? plan(a, num_sms).splits
                          : use_prefill(a, t) ? plan_prefill(a, t, num_sms).splits
                                              : plan_flash(a, num_sms).splits;
@@ -378,7 +407,9 @@ void launch_attention(const AttentionArgs& a, const AttentionTuning& t, float* w
                       cudaStream_t s) {
   if (a.total_rows == 0 || a.num_seqs == 0) return;
   int64_t splits = 1, tile = kKeyTile, min_split = kMinSplit;
-  if (use_flash(a) && use_prefill(a, t)) {
+  if (use_wgmma(a, t)) {
+    launch_wgmma(a, s);
+  } else if (use_flash(a) && use_prefill(a, t)) {
     const flash::FlashLaunch l = plan_prefill(a, t, num_sms);
     launch_prefill(a, prefill_warps(a, t), l, workspace, s);
     splits = l.splits;

@@ -102,11 +102,14 @@ CudaBackend::CudaBackend(int device) : device_(device) {
     gemv_.prefetch_all = std::strcmp(v, "0") != 0;
   read_gemv_variants(gemv_);
   // The attention kernel for many query rows ("mma32": prefill_kernel, "flash2": the first
-  // tensor-core kernel) and mma32's warps per block ("4", "8"; "0": by head_dim).
+  // tensor-core kernel, "wgmma": the sm_90a kernel for varlen head_dim 64, else as mma32) and
+  // mma32's warps per block ("4", "8"; "0": by head_dim).
   if (const char* v = std::getenv("PIXTRAL_CUDA_ATTN"); v != nullptr) {
-    const bool flash2 = std::strcmp(v, "flash2") == 0;
-    PX_CHECK_MSG(flash2 || std::strcmp(v, "mma32") == 0, "PIXTRAL_CUDA_ATTN is mma32 or flash2");
-    attn_.prefill = flash2 ? cuda::PrefillAttention::kFlash2 : cuda::PrefillAttention::kMma32;
+    const bool flash2 = std::strcmp(v, "flash2") == 0, wgmma = std::strcmp(v, "wgmma") == 0;
+    PX_CHECK_MSG(flash2 || wgmma || std::strcmp(v, "mma32") == 0, "PIXTRAL_CUDA_ATTN is mma32, flash2 or wgmma");
+    attn_.prefill = flash2  ? cuda::PrefillAttention::kFlash2
+                    : wgmma ? cuda::PrefillAttention::kWgmma
+                            : cuda::PrefillAttention::kMma32;
   }
   if (const char* v = std::getenv("PIXTRAL_CUDA_ATTN_WARPS"); v != nullptr) {
     attn_.prefill_warps = std::atoi(v);
