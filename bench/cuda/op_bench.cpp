@@ -256,10 +256,11 @@ void bench_gemv_variants() {
 }
 
 // The many-rows attention kernels side by side: mma32 with its per-head_dim warps (the default),
-// with 4 and with 8 warps per block, and flash2 (the first tensor-core kernel).
+// with 4 and with 8 warps per block, flash2 (the first tensor-core kernel) and wgmma (the sm_90a
+// kernel; it takes only the vision varlen line, the paged line runs mma32).
 void bench_attention_kernels() {
   const std::pair<const char*, const char*> variants[] = {{"mma32", "0"}, {"mma32", "4"}, {"mma32", "8"},
-                                                          {"flash2", "0"}};
+                                                          {"flash2", "0"}, {"wgmma", "0"}};
   for (auto [kernel, warps] : variants) {
     setenv("PIXTRAL_CUDA_ATTN_WARPS", warps, 1);
     auto b = backend_with_env("PIXTRAL_CUDA_ATTN", kernel);

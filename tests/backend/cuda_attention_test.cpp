@@ -25,7 +25,8 @@ struct Seq {
 // Every case runs on one backend per kernel choice: the decode kernel with and without
 // programmatic dependent launch and the flash kernel + combine (PIXTRAL_CUDA_DECODE_ATTN=old) for
 // decode-shaped launches; prefill_kernel with 4 and with 8 warps per block and the first
-// tensor-core kernel (PIXTRAL_CUDA_ATTN=mma32 / flash2, PIXTRAL_CUDA_ATTN_WARPS) for many rows.
+// tensor-core kernel (PIXTRAL_CUDA_ATTN=mma32 / flash2, PIXTRAL_CUDA_ATTN_WARPS) for many rows;
+// the sm_90a wgmma kernel (PIXTRAL_CUDA_ATTN=wgmma) for varlen head_dim 64 (else it runs mma32).
 // The first backend has the defaults.
 struct Variant {
   const char* name;
@@ -44,9 +45,11 @@ const std::vector<Variant>& variants() {
   static std::unique_ptr<Backend> mma32_w4 = cuda_with_attn("mma32", "4");
   static std::unique_ptr<Backend> mma32_w8 = cuda_with_attn("mma32", "8");
   static std::unique_ptr<Backend> flash2 = cuda_with_attn("flash2", "0");
+  static std::unique_ptr<Backend> wgmma = cuda_with_attn("wgmma", "0");
   static const std::vector<Variant> v = {{"decode", decode.get()},         {"decode-nopdl", no_pdl.get()},
                                          {"flash", flash.get()},           {"mma32 warps 4", mma32_w4.get()},
-                                         {"mma32 warps 8", mma32_w8.get()}, {"flash2", flash2.get()}};
+                                         {"mma32 warps 8", mma32_w8.get()}, {"flash2", flash2.get()},
+                                         {"wgmma", wgmma.get()}};
   return v;
 }
 
@@ -398,6 +401,15 @@ TEST(CudaAttention, VarlenTileBoundaries) {
     run_varlen(2, hd, {300}, 32);
     run_varlen(1, hd, {4095, 129}, 33);
   }
+}
+
+// Segments that are not multiples of the wgmma kernel's 128-key / 128-row tiles next to a full
+// 4,096-token image, 16 heads (the vision shape): partial last key tiles are masked, rows past a
+// segment's end are not written, and the longest segment's tiles are launched first.
+TEST(CudaAttention, VarlenOddSegmentsVision) {
+  SKIP_WITHOUT_CUDA();
+  run_varlen(16, 64, {1, 63, 65, 1000, 4096}, 34);
+  run_varlen(16, 64, {127, 128, 129, 255, 256, 257}, 35);
 }
 
 }  // namespace
