@@ -305,6 +305,10 @@ int main(int argc, char** argv) {
       if (const char* v = std::getenv(name); v != nullptr) std::printf(" %s=%s", name, v);
     std::printf("\n");
   }
+  if (flag == "--attention") {  // the many-rows attention kernels only (mma32, flash2, wgmma)
+    bench_attention_kernels();
+    return 0;
+  }
   if (flag == "--gemv-ops") {  // the M=1 GEMV rates of the default and of each streaming variant
     auto gemv = std::move(pixtral::backend::make_cuda_backend(0)).value();
     bench_small_m(*gemv, "gemv", {1});
