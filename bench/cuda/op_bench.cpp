@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -34,8 +35,10 @@ void bench_attention_rows(Backend& b, const char* name) {
     b.upload(host.data(), DType::kI32, t);
     return t;
   };
-  {
-    const int64_t n = 4096, h = 16, hd = 64;
+  // The vision layer (16 heads of 64), and the same tokens as 32 heads of 128 (not a model shape:
+  // it separates head_dim 128's compute from the paged causal case's addressing and masks).
+  for (const auto [h, hd, layers] : {std::array<int64_t, 3>{16, 64, 24}, std::array<int64_t, 3>{32, 128, 0}}) {
+    const int64_t n = 4096;
     auto q = b.alloc(DType::kBF16, {n, h, hd}), k = b.alloc(DType::kBF16, {n, h, hd});
     auto v = b.alloc(DType::kBF16, {n, h, hd}), o = b.alloc(DType::kBF16, {n, h, hd});
     for (auto* t : {&q, &k, &v}) b.fill_random(*t, 7, 0.0f, 1.0f);
@@ -45,29 +48,43 @@ void bench_attention_rows(Backend& b, const char* name) {
                           .max_seqlen = n});
     });
     const double flops = 4.0 * n * n * h * hd;
-    std::printf("attention %-9s varlen 4096 tok, 16 heads, hd 64: %7.1f us, %4.0f TFLOP/s "
-                "(%2.0f%% of 789; x24 layers: %.2f ms)\n",
-                name, s * 1e6, flops / s / 1e12, 100.0 * flops / s / kBf16Flops, 24 * s * 1e3);
+    std::printf("attention %-9s varlen 4096 tok, %lld heads, hd %lld: %7.1f us, %4.0f TFLOP/s (%2.0f%% of 789",
+                name, static_cast<long long>(h), static_cast<long long>(hd), s * 1e6, flops / s / 1e12,
+                100.0 * flops / s / kBf16Flops);
+    if (layers > 0) std::printf("; x%lld layers: %.2f ms", static_cast<long long>(layers), layers * s * 1e3);
+    std::printf(")\n");
   }
-  const int64_t h = 32, hkv = 8, hd = 128, bs = 16, t = 4160;
-  auto kc = b.alloc(DType::kBF16, {t / bs, bs, hkv, hd}), vc = b.alloc(DType::kBF16, {t / bs, bs, hkv, hd});
+  // The paged causal cases share one cache of 280 blocks (4,480 tokens): a 4,160-token prefill
+  // from an empty context, and a 362-token chunk after 4,098 tokens of context (an image prompt's
+  // chunk beside 22 decodes at the image load's 384-token budget).
+  const int64_t h = 32, hkv = 8, hd = 128, bs = 16, blocks = 280;
+  auto kc = b.alloc(DType::kBF16, {blocks, bs, hkv, hd}), vc = b.alloc(DType::kBF16, {blocks, bs, hkv, hd});
   b.fill_random(kc, 8, 0.0f, 1.0f);
   b.fill_random(vc, 9, 0.0f, 1.0f);
-  std::vector<int32_t> table(static_cast<size_t>(t / bs));
+  std::vector<int32_t> table(static_cast<size_t>(blocks));
   std::iota(table.begin(), table.end(), 0);
-  auto bt = b.alloc(DType::kI32, {1, t / bs});
+  auto bt = b.alloc(DType::kI32, {1, blocks});
   b.upload(table.data(), DType::kI32, bt);
-  auto q = b.alloc(DType::kBF16, {t, h, hd}), o = b.alloc(DType::kBF16, {t, h, hd});
-  b.fill_random(q, 10, 0.0f, 1.0f);
-  auto qs = i32({0, static_cast<int32_t>(t)}), kl = i32({static_cast<int32_t>(t)});
-  const double s = median_seconds(b, 3, 20, [&] {
-    b.paged_attention({.q = q, .k_cache = kc, .v_cache = vc, .q_start = qs, .kv_len = kl, .block_tables = bt,
-                       .out = o, .scale = 0.088f, .num_seqs = 1, .max_kv_len = t, .max_q_len = t});
-  });
-  const double flops = 4.0 * t * t / 2 * h * hd;
-  std::printf("attention %-9s paged prefill 4160 tok, 32/8 heads, hd 128: %7.1f us, %4.0f TFLOP/s "
-              "(%2.0f%% of 789; x40 layers: %.2f ms)\n",
-              name, s * 1e6, flops / s / 1e12, 100.0 * flops / s / kBf16Flops, 40 * s * 1e3);
+  struct Case {
+    int64_t rows, kv, layers;
+    const char* what;
+  };
+  for (const Case c : {Case{4160, 4160, 40, "paged prefill 4160 tok"}, Case{362, 4460, 40, "chunk 362 after 4098"}}) {
+    auto q = b.alloc(DType::kBF16, {c.rows, h, hd}), o = b.alloc(DType::kBF16, {c.rows, h, hd});
+    b.fill_random(q, 10, 0.0f, 1.0f);
+    auto qs = i32({0, static_cast<int32_t>(c.rows)}), kl = i32({static_cast<int32_t>(c.kv)});
+    const double s = median_seconds(b, 3, 20, [&] {
+      b.paged_attention({.q = q, .k_cache = kc, .v_cache = vc, .q_start = qs, .kv_len = kl, .block_tables = bt,
+                         .out = o, .scale = 0.088f, .num_seqs = 1, .max_kv_len = c.kv, .max_q_len = c.rows});
+    });
+    // Causal: query row r sees kv − rows + r + 1 keys.
+    const double flops = 4.0 * static_cast<double>(c.rows) * (static_cast<double>(c.kv - c.rows) + (c.rows + 1) / 2.0) *
+                         static_cast<double>(h * hd);
+    std::printf("attention %-9s %s, 32/8 heads, hd 128: %7.1f us, %4.0f TFLOP/s "
+                "(%2.0f%% of 789; x%lld layers: %.2f ms)\n",
+                name, c.what, s * 1e6, flops / s / 1e12, 100.0 * flops / s / kBf16Flops,
+                static_cast<long long>(c.layers), static_cast<double>(c.layers) * s * 1e3);
+  }
 }
 
 }  // namespace
@@ -257,7 +274,7 @@ void bench_gemv_variants() {
 
 // The many-rows attention kernels side by side: mma32 with its per-head_dim warps (the default),
 // with 4 and with 8 warps per block, flash2 (the first tensor-core kernel) and wgmma (the sm_90a
-// kernel; it takes only the vision varlen line, the paged line runs mma32).
+// kernel, the default on the H100).
 void bench_attention_kernels() {
   const std::pair<const char*, const char*> variants[] = {{"mma32", "0"}, {"mma32", "4"}, {"mma32", "8"},
                                                           {"flash2", "0"}, {"wgmma", "0"}};

@@ -26,8 +26,8 @@ struct Seq {
 // programmatic dependent launch and the flash kernel + combine (PIXTRAL_CUDA_DECODE_ATTN=old) for
 // decode-shaped launches; prefill_kernel with 4 and with 8 warps per block and the first
 // tensor-core kernel (PIXTRAL_CUDA_ATTN=mma32 / flash2, PIXTRAL_CUDA_ATTN_WARPS) for many rows;
-// the sm_90a wgmma kernel (PIXTRAL_CUDA_ATTN=wgmma) for varlen head_dim 64 (else it runs mma32).
-// The first backend has the defaults.
+// the first backend has the defaults, which on an sm_90 device run the wgmma kernel for many rows
+// (cuda_attention_wgmma.cuh).
 struct Variant {
   const char* name;
   Backend* backend;
@@ -45,11 +45,9 @@ const std::vector<Variant>& variants() {
   static std::unique_ptr<Backend> mma32_w4 = cuda_with_attn("mma32", "4");
   static std::unique_ptr<Backend> mma32_w8 = cuda_with_attn("mma32", "8");
   static std::unique_ptr<Backend> flash2 = cuda_with_attn("flash2", "0");
-  static std::unique_ptr<Backend> wgmma = cuda_with_attn("wgmma", "0");
   static const std::vector<Variant> v = {{"decode", decode.get()},         {"decode-nopdl", no_pdl.get()},
                                          {"flash", flash.get()},           {"mma32 warps 4", mma32_w4.get()},
-                                         {"mma32 warps 8", mma32_w8.get()}, {"flash2", flash2.get()},
-                                         {"wgmma", wgmma.get()}};
+                                         {"mma32 warps 8", mma32_w8.get()}, {"flash2", flash2.get()}};
   return v;
 }
 
@@ -193,6 +191,20 @@ TEST(CudaAttention, PagedPrefillTileBoundaries) {
   for (const auto& h : heads)
     for (const auto& batch : batches)
       for (int64_t bs : {4, 16, 12}) run_paged(h, batch, bs, seed += 7);
+}
+
+// Chunks whose rows and keys sit around the wgmma kernel's 128-pair query tiles (32 rows of a
+// group of 4) and 128-key tiles: the diagonal crossing a key tile, a warpgroup whose rows all end
+// before a tile (skipped), kv_len one below / at / past a tile boundary.
+TEST(CudaAttention, PagedKeyTileBoundaries) {
+  SKIP_WITHOUT_CUDA();
+  const Heads heads[] = {{32, 8, 128}, {16, 16, 64}};
+  const std::vector<std::vector<Seq>> batches = {
+      {{32, 128}}, {{33, 129}}, {{96, 255}}, {{128, 257}}, {{1, 1}, {300, 640}}, {{16, 127}, {64, 384}},
+  };
+  uint64_t seed = 900;
+  for (const auto& h : heads)
+    for (const auto& batch : batches) run_paged(h, batch, 16, seed += 7);
 }
 
 // Few blocks for a long context: the plan splits the key range over gridDim.z (up to 128).

@@ -12,8 +12,8 @@
 // head_dim 64 and 128 with 16-byte aligned tensors take a tensor-core kernel instead:
 // cuda_attention_prefill.cuh when a sequence has more than 16 (row, head) pairs (prefill, vision),
 // else cuda_attention_flash.cuh (decode); all share the partial layout and combine_kernel.
-// PIXTRAL_CUDA_ATTN=wgmma sends non-causal head_dim 64 calls (the vision encoder) to the Hopper
-// kernel of cuda_attention_wgmma.cuh (no KV split, no workspace).
+// On sm_90a (the default when the device and the build have it; PIXTRAL_CUDA_ATTN=mma32 turns it
+// off) the many-rows calls take the wgmma kernel of cuda_attention_wgmma.cuh instead.
 #include "backend/cuda/cuda_attention_flash.cuh"
 #include "backend/cuda/cuda_attention_prefill.cuh"
 #include "backend/cuda/cuda_attention_wgmma.cuh"
@@ -289,7 +289,7 @@ flash::FlashLaunch plan_flash(const AttentionArgs& a, int num_sms) {
 // prefill_kernel (PrefillAttention::kMma32) for the many-rows case, when its int key/pair
 // arithmetic fits and scale > 0 (the running max is taken on raw scores).
 bool use_prefill(const AttentionArgs& a, const AttentionTuning& t) {
-  // kWgmma: the calls use_wgmma does not take run here too.
+  // kWgmma: use_wgmma takes these calls (with an uneven GQA group they stay here).
   return (t.prefill == PrefillAttention::kMma32 || t.prefill == PrefillAttention::kWgmma) && flash_warps(a) == 4 &&
          a.scale > 0.0f && a.max_q_len * a.num_heads < (int64_t{1} << 31) && a.max_kv_len < (int64_t{1} << 31);
 }
@@ -344,28 +344,64 @@ void launch_prefill(const AttentionArgs& a, int warps, const flash::FlashLaunch&
   }
 }
 
-// The wgmma kernel (PrefillAttention::kWgmma): varlen (non-causal, no block table), head_dim 64,
-// one KV head per head, 16-byte aligned tensors, scale > 0 (the max is taken on raw scores), int
-// row arithmetic.
+// The wgmma kernel (PrefillAttention::kWgmma) takes every call prefill_kernel would take, when
+// the GQA group divides evenly (checked: its pair arithmetic assumes it).
+// Paged calls must be causal and varlen ones not (the kernel's two forms; every caller's case).
 bool use_wgmma(const AttentionArgs& a, const AttentionTuning& t) {
-  return t.prefill == PrefillAttention::kWgmma && !a.causal && a.block_tables == nullptr && a.head_dim == 64 &&
-         a.num_heads == a.num_kv_heads && use_flash(a) && a.scale > 0.0f && a.total_rows < (int64_t{1} << 31);
+  return t.prefill == PrefillAttention::kWgmma && use_flash(a) && use_prefill(a, t) &&
+         a.num_heads % a.num_kv_heads == 0 && a.causal == (a.block_tables != nullptr);
 }
-// Ring depth: 2 stages of 128-key K and V tiles (32 KiB each) next to the 16 KiB Q tile.
+// Ring depth: 2 stages of 128-key K and V tiles next to the Q tile (head_dim 64: 16 + 2 · 32 KiB,
+// two blocks per SM; 128: 32 + 2 · 64 KiB, one block per SM).
 constexpr int kWgmmaStages = 2;
 
-void launch_wgmma(const AttentionArgs& a, cudaStream_t s) {
-  constexpr int kSmem = wgmma::smem_bytes<kWgmmaStages>();
-  auto* kernel = wgmma::attention_kernel<kWgmmaStages>;
+// Splits for 128-pair tiles and one resident block per SM, by waves: s splits run
+// ceil(blocks · s / SMs) waves of 1/s of the work each; the plan takes the s with the fewest
+// work-waves, plus 2 % per split for the partials and the combine (ties: fewer splits). E.g. a
+// 362-row chunk after 4,098 keys (96 blocks on 132 SMs) takes 4 splits (3 waves of 1/4), where
+// "enough blocks for one wave" took 2 (2 waves of 1/2).
+flash::FlashLaunch plan_wgmma(const AttentionArgs& a, int num_sms) {
+  flash::FlashLaunch l;
+  const int64_t group = a.num_heads / a.num_kv_heads;
+  l.tiles_per_seq = std::max<int64_t>(1, (a.max_q_len * group + wgmma::kBm - 1) / wgmma::kBm);
+  const int64_t blocks = a.num_seqs * l.tiles_per_seq * a.num_kv_heads;
+  const int64_t max_kv = std::max<int64_t>(1, a.max_kv_len);
+  l.min_split = kMinSplit;
+  const int64_t most = std::clamp<int64_t>((max_kv + l.min_split - 1) / l.min_split, 1, 16);
+  double best = 0.0;
+  l.splits = 1;
+  for (int64_t s = 1; s <= most; ++s) {
+    const int64_t waves = (blocks * s + num_sms - 1) / num_sms;
+    const double cost = static_cast<double>(waves) / static_cast<double>(s) * (1.0 + 0.02 * static_cast<double>(s - 1));
+    if (s == 1 || cost < best - 1e-9) {
+      best = cost;
+      l.splits = s;
+    }
+  }
+  return l;
+}
+
+template <int HD, bool PAGED>
+void launch_wgmma_t(const AttentionArgs& a, const flash::FlashLaunch& l, float* workspace, cudaStream_t s) {
+  constexpr int kSmem = wgmma::smem_bytes<HD, kWgmmaStages>();
+  auto* kernel = wgmma::attention_kernel<HD, kWgmmaStages, PAGED>;
   static const bool configured = [&] {  // > 48 KiB of dynamic shared memory needs an opt-in, once
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
     return true;
   }();
   (void)configured;
-  const int64_t tiles = std::max<int64_t>(1, (a.max_q_len + wgmma::kBm - 1) / wgmma::kBm);
-  const dim3 grid(static_cast<unsigned int>(tiles * a.num_seqs * a.num_heads));
-  kernel<<<grid, wgmma::kThreads, kSmem, s>>>(a);
+  const dim3 grid(static_cast<unsigned int>(l.tiles_per_seq * a.num_seqs * a.num_kv_heads), 1,
+                  static_cast<unsigned int>(l.splits));
+  kernel<<<grid, wgmma::kThreads, kSmem, s>>>(a, l, workspace);
   CUDA_CHECK_LAUNCH();
+}
+
+void launch_wgmma(const AttentionArgs& a, const flash::FlashLaunch& l, float* workspace, cudaStream_t s) {
+  const bool paged = a.block_tables != nullptr;
+  if (a.head_dim == 64)
+    paged ? launch_wgmma_t<64, true>(a, l, workspace, s) : launch_wgmma_t<64, false>(a, l, workspace, s);
+  else
+    paged ? launch_wgmma_t<128, true>(a, l, workspace, s) : launch_wgmma_t<128, false>(a, l, workspace, s);
 }
 
 template <int HD, int WARPS>
@@ -395,9 +431,21 @@ void launch_flash(const AttentionArgs& a, const flash::FlashLaunch& l, float* wo
 
 }  // namespace
 
+bool wgmma_attention_supported(int device) {
+#if defined(PIXTRAL_CUDA_SM90A)
+  int major = 0, minor = 0;
+  CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  return major == 9 && minor == 0;
+#else
+  (void)device;
+  return false;
+#endif
+}
+
 int64_t attention_workspace_floats(const AttentionArgs& a, const AttentionTuning& t, int num_sms) {
-  if (use_wgmma(a, t)) return 0;
   const int64_t splits = !use_flash(a)      ? plan(a, num_sms).splits
+                         : use_wgmma(a, t)   ? plan_wgmma(a, num_sms).splits
                          : use_prefill(a, t) ? plan_prefill(a, t, num_sms).splits
                                              : plan_flash(a, num_sms).splits;
   return splits == 1 ? 0 : a.total_rows * a.num_heads * splits * (a.head_dim + 2);
@@ -408,7 +456,11 @@ void launch_attention(const AttentionArgs& a, const AttentionTuning& t, float* w
   if (a.total_rows == 0 || a.num_seqs == 0) return;
   int64_t splits = 1, tile = kKeyTile, min_split = kMinSplit;
   if (use_wgmma(a, t)) {
-    launch_wgmma(a, s);
+    const flash::FlashLaunch l = plan_wgmma(a, num_sms);
+    launch_wgmma(a, l, workspace, s);
+    splits = l.splits;
+    tile = wgmma::kBn;
+    min_split = l.min_split;
   } else if (use_flash(a) && use_prefill(a, t)) {
     const flash::FlashLaunch l = plan_prefill(a, t, num_sms);
     launch_prefill(a, prefill_warps(a, t), l, workspace, s);

@@ -1,19 +1,25 @@
-// Hopper (sm_90a) attention for the vision encoder's varlen segments: non-causal, head_dim 64,
-// num_heads == num_kv_heads, bf16 in/out, fp32 accumulation; included by cuda_attention.cu and
-// selected by PIXTRAL_CUDA_ATTN=wgmma (use_wgmma there; every other case keeps its kernel).
-// A FlashAttention-3-style first version, without TMA or warp specialization:
-//  - one block = two consumer warpgroups (256 threads), each owning 64 query rows of one head of
-//    one segment (BM = 128); the Q tile is loaded once into shared memory;
-//  - K/V tiles of BN = 128 keys stream through a STAGES-deep cp.async ring (all 256 threads load;
-//    cp.async.wait_group + fence.proxy.async + __syncthreads hands a tile to the async proxy);
+// Hopper (sm_90a) attention for many query rows: prefill chunks over the paged cache (causal,
+// GQA) and the vision encoder's varlen segments (bidirectional), head_dim 64 and 128, bf16 in/out,
+// fp32 accumulation; included by cuda_attention.cu, which sends it every call that
+// prefill_kernel would take (cuda_attention_prefill.cuh) when the device and the build have
+// sm_90a. Same semantics, (row, head) pair packing, heaviest-first block order, split-KV partials
+// and device-side kv_len as prefill_kernel. A FlashAttention-3-style first version, without TMA or
+// warp specialization:
+//  - one block = two consumer warpgroups (256 threads), each owning 64 (row, head) pairs of one
+//    KV head of one sequence (BM = 128 pairs: the GQA group's heads share every K/V tile); the Q
+//    tile is loaded once into shared memory;
+//  - K/V tiles of BN = 128 keys stream through a STAGES-deep cp.async ring (all 256 threads load,
+//    paged rows through the block table; cp.async.wait_group + fence.proxy.async + __syncthreads
+//    hands a tile to the async proxy);
 //  - S = Q·Kᵀ with wgmma m64n128k16 (A = Q and B = K from shared memory, both K-major), the online
-//    softmax in base 2 on the fp32 accumulator fragments, then O += P·V with wgmma m64n64k16
-//    (A = P from registers as bf16, B = V from shared memory, MN-major: imm-trans-b = 1);
-//  - only the last key tile of a segment is masked; rows past the segment end are not written.
-// No KV split (4,096 tokens × 16 heads gives 512 blocks) and no workspace.
+//    softmax in base 2 on the fp32 accumulator fragments, then O += P·V with wgmma m64n64k16 per
+//    64 dimensions (A = P from registers as bf16, B = V from shared memory, MN-major);
+//  - the causal/boundary mask only on the tiles that need it, per warpgroup; a warpgroup skips the
+//    tiles wholly past its rows' causal limits (it still takes part in the loads and barriers).
 //
-// Shared-memory layout and wgmma descriptors. Every tile is [rows][64] bf16: one row is 128
-// bytes, and row r's 16-byte chunk c sits at chunk c ^ (r & 7) (flash::swz<64>). With the tile base
+// Shared-memory layout and wgmma descriptors. Every tile is 128 rows × HD, stored as HD / 64 column
+// halves of [128][64] bf16 (16 KiB each): one row of a half is 128 bytes, and row r's 16-byte
+// chunk c sits at chunk c ^ (r & 7). With the tile base
 // 1024-byte aligned this is exactly the hardware's 128-byte swizzle (Swizzle<3,4,3>: address bits
 // [4,7) XOR bits [7,10)), the layout that a descriptor with layout type SWIZZLE_128B describes.
 // Descriptor (64 bits): [0,14) start address >> 4, [16,30) leading byte offset >> 4, [32,46) stride
@@ -21,15 +27,15 @@
 //  - Q (A) and K (B), K-major, 128B swizzle: the canonical layout is ((8,m),(8 elems,2k)) with
 //    rows 128 bytes apart inside an 8-row group and SBO between 8-row groups: 8 · 128 = 1024 bytes.
 //    The K extent of one instruction (16 elements = 32 bytes) lies inside one 128-byte swizzle
-//    row, so LBO is unused (set to 1, i.e. 16 bytes). The k-th 16-wide slice starts 32·k bytes
-//    into the row: start address + 32·k (the swizzle is applied to the final address bits, so an
-//    offset inside the 1024-byte atom is valid and base offset stays 0). Warpgroup w's Q rows
-//    start 64 · 128 = 8192 bytes · w in (1024-aligned).
+//    row, so LBO is unused (set to 1, i.e. 16 bytes). The k-th 16-wide slice starts in column
+//    half k / 4, 32·(k % 4) bytes into the row (the swizzle is applied to the final address bits,
+//    so an offset inside the 1024-byte atom is valid and base offset stays 0). Warpgroup w's Q
+//    rows start 64 · 128 = 8192 bytes · w into each half (1024-aligned).
 //  - V (B of P·V), stored [keys][d]: N (= d) is contiguous, so B is MN-major (imm-trans-b = 1).
 //    The canonical MN-major 128B layout is ((64 elems,m),(8,k)): 64 N-elements in one 128-byte
-//    row, LBO between 64-wide N blocks (unused: N = 64 is one block; set to the 8192-byte tile
-//    half for definiteness), SBO between groups of 8 K rows (keys): 8 · 128 = 1024 bytes. The
-//    k-th 16-key slice starts 16 · 128 = 2048·k bytes in (1024-aligned).
+//    row, LBO between 64-wide N blocks (unused: each instruction is N = 64, one column half; set
+//    to the half's size for definiteness), SBO between groups of 8 K rows (keys): 8 · 128 = 1024
+//    bytes. The k-th 16-key slice starts 16 · 128 = 2048·k bytes into the half (1024-aligned).
 // Accumulators: m64nN f32 D of a warpgroup = warp w of the group owns rows 16w .. 16w + 15, and
 // within the warp the mma.sync m16n8 C layout repeated over N/8 n-tiles: d[4j + e] is row
 // lane/4 + 8(e/2), column 8j + 2(lane%4) + (e%2). The A register fragment of m64k16 is the mma.sync
@@ -45,12 +51,12 @@ using flash::cp_async_commit;
 using flash::pack_bf16;
 using flash::smem_u32;
 
-constexpr int kHd = 64, kBm = 128, kBn = 128, kThreads = 256;
-constexpr uint32_t kQBytes = kBm * kHd * 2, kKvBytes = kBn * kHd * 2;  // 16 KiB each
+constexpr int kBm = 128, kBn = 128, kThreads = 256;
+constexpr uint32_t kHalfBytes = 128 * 64 * 2;  // one [128][64] column half of a tile: 16 KiB
 
-template <int STAGES>
-constexpr int smem_bytes() {
-  return static_cast<int>(kQBytes + 2 * STAGES * kKvBytes) + 1024;  // + slack to align the base to 1024
+template <int HD, int STAGES>
+constexpr int smem_bytes() {  // Q + STAGES (K, V) tiles + 2 mbarriers per slot + slack to align the base to 1024
+  return (kBm * HD + 2 * STAGES * kBn * HD) * 2 + 16 * STAGES + 1024;
 }
 
 // Shared-memory matrix descriptor, 128-byte swizzle (see the file comment).
@@ -70,6 +76,28 @@ __device__ __forceinline__ void wgmma_wait() {
 }
 // Makes this thread's generic-proxy shared-memory writes (cp.async) visible to the async proxy (wgmma).
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+// mbarriers of the ring (shared::cta, 64-bit). Slot s has full[s] (256 arrivals: every thread's
+// cp.async of the tile, through cp.async.mbarrier.arrive.noinc) and empty[s] (8 arrivals: one per
+// warp once its warpgroup's wgmmas on the slot have completed).
+__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+// Arrives on bar when every cp.async this thread issued so far has completed (no pending-count
+// increment: the barrier's expected count includes this arrival).
+__device__ __forceinline__ void cp_async_arrive(uint32_t bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+  asm volatile(
+      "{\n.reg .pred done;\nWAIT:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra WAIT;\n}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
 // Register fences: the compiler sees a wgmma's accumulators as written when the asm statement
 // issues, and its A registers as free after it; these empty asm statements after wgmma_wait pin
 // accumulator reads after the wait and keep the A registers live until then.
@@ -127,98 +155,176 @@ __device__ __forceinline__ void wgmma_m64n64k16_rs_tn(float (&d)[32], const uint
       : "memory");
 }
 
-// Copies rows row0 .. row0 + 127 (zeros at and past `end`) of head `head` of a [N, heads, 64]
-// tensor into a swizzled [128][64] tile at byte address dst: thread t copies chunk t % 8 of rows
-// t / 8 + 32·i (32 is a multiple of 8, so the swizzle of its rows is one offset).
-__device__ __forceinline__ void load_tile(uint32_t dst, const bf16* src, int64_t heads, int64_t head, int row0,
-                                          int end) {
-  const int c = threadIdx.x % 8, r0 = threadIdx.x / 8;
-  const uint32_t d0 = dst + static_cast<uint32_t>(flash::swz<kHd>(r0, c)) * 2;
-  const bf16* s0 = src + head * kHd + c * 8;
-#pragma unroll
-  for (int i = 0; i < kBm / 32; ++i) {
-    const int r = row0 + r0 + 32 * i;
-    const bool valid = r < end;
-    cp_async16(d0 + static_cast<uint32_t>(i * 32 * kHd * 2), s0 + (valid ? static_cast<int64_t>(r) * heads * kHd : 0),
-               valid);
-  }
+// d[64] (+)= A(registers: the m64k16 bf16 fragment a) · B(desc: 16×128, MN-major, imm-trans-b 1).
+__device__ __forceinline__ void wgmma_m64n128k16_rs_tn(float (&d)[64], const uint32_t (&a)[4], uint64_t db,
+                                                       int scale_d) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+      "}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+      :
+        "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(scale_d)
+      : "memory");
 }
 
-// grid: x = tiles_per_seq · num_seqs · num_heads (block x = (rank · num_seqs + seq) · num_heads +
-// head, query tile = the segment's own tile count − 1 − rank: longest segments first);
-// kThreads threads; smem_bytes<STAGES>() of dynamic shared memory.
-template <int STAGES>
-__global__ void __launch_bounds__(kThreads, 1) attention_kernel(AttentionArgs a) {
+// Byte offset of 16-byte chunk c (< HD / 8) of row r in a [128][HD] tile stored as HD / 64
+// column halves of [128][64] (16 KiB each), 128-byte swizzled: the layout of the descriptors.
+__device__ __forceinline__ uint32_t tile_offset(int r, int c) {
+  return static_cast<uint32_t>((c >> 3) * kHalfBytes + r * 128 + (((c & 7) ^ (r & 7)) << 4));
+}
+
+// grid: x = tiles_per_seq · num_seqs · num_kv_heads (block x = (rank · num_seqs + seq) ·
+// num_kv_heads + kvh, query tile = the sequence's own tile count − 1 − rank: heaviest first),
+// z = the key splits; kThreads threads; smem_bytes<HD, STAGES>() of dynamic shared memory. PAGED:
+// causal over the block table (the decoder), else bidirectional varlen segments (the encoder);
+// head_dim 64 blocks fit two per SM (128 registers).
+template <int HD, int STAGES, bool PAGED>
+__global__ void __launch_bounds__(kThreads, HD == 64 ? 2 : 1)
+    attention_kernel(AttentionArgs a, flash::FlashLaunch l, float* partial) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  static_assert(STAGES >= 2, "wgmma attention ring");
+  static_assert(STAGES >= 2 && (HD == 64 || HD == 128), "wgmma attention: ring depth, head_dim");
+  constexpr int kCh = HD / 8, kRows = kThreads / kCh, kHalves = HD / 64;  // chunks per row, rows per pass
+  constexpr uint32_t kQ = kBm * HD * 2, kKv = kBn * HD * 2;               // bytes of Q, of one K or V tile
   constexpr float kLog2e = 1.4426950408889634f;
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   const uint32_t sq = (smem_u32(smem_raw) + 1023u) & ~1023u;
-  const uint32_t skv = sq + kQBytes;  // slot s: K at skv + 2·s·kKvBytes, V kKvBytes after it
+  const uint32_t skv = sq + kQ;  // slot s: K at skv + 2·s·kKv, V kKv after it
+  const uint32_t full = skv + 2 * STAGES * kKv, empty = full + 8 * STAGES;  // slot s's at + 8·s
 
-  const int64_t head = blockIdx.x % a.num_heads;
-  const int64_t rest = blockIdx.x / a.num_heads;
+  const int kvh = static_cast<int>(blockIdx.x % a.num_kv_heads);
+  const int64_t rest = blockIdx.x / a.num_kv_heads;
   const int64_t seq = rest % a.num_seqs, rank = rest / a.num_seqs;
+  const int g = static_cast<int>(a.num_heads / a.num_kv_heads);
   const int q_begin = a.q_start[seq], q_len = a.q_start[seq + 1] - q_begin;
-  const int tile = (q_len + kBm - 1) / kBm - 1 - static_cast<int>(rank);
+  const int pairs = q_len * g;
+  const int tile = (pairs + kBm - 1) / kBm - 1 - static_cast<int>(rank);
   if (tile < 0) return;
-  const int row0 = tile * kBm;
-  const int tiles = (q_len + kBn - 1) / kBn;  // key tiles (non-causal: the whole segment)
-  const int64_t hq = a.num_heads, hkv = a.num_kv_heads;
-  const bf16* qbase = a.q + static_cast<int64_t>(q_begin) * hq * kHd;
-  const bf16* kbase = a.k + static_cast<int64_t>(q_begin) * hkv * kHd;
-  const bf16* vbase = a.v + static_cast<int64_t>(q_begin) * hkv * kHd;
+  const int p0 = tile * kBm;
+  const int kv = PAGED ? a.kv_len[seq] : q_len;  // paged calls are causal, varlen ones are not
+  constexpr bool CAUSAL = PAGED;
+  const int diag = kv - q_len;  // causal: query row r sees keys 0 .. diag + r
+  const int last_row = (min(pairs, p0 + kBm) - 1) / g;
+  const int tile_end = CAUSAL ? diag + last_row + 1 : kv;
+  const int split_len = static_cast<int>(flash::split_len_for(kv, l.splits, kBn, l.min_split));
+  const int k_begin = static_cast<int>(blockIdx.z) * split_len;
+  if (k_begin >= tile_end) return;  // combine_kernel reads no split past a row's own key limit
+  const int k_end = min(tile_end, k_begin + split_len);
+  const int n_tiles = (k_end - k_begin + kBn - 1) / kBn;
+  if (threadIdx.x == 0)
+    for (int st = 0; st < STAGES; ++st) {
+      mbar_init(full + 8 * st, kThreads);
+      mbar_init(empty + 8 * st, kThreads / 32);
+    }
+  __syncthreads();
 
-  load_tile(sq, qbase, hq, head, row0, q_len);
-  auto load_kv = [&](int t) {
-    const uint32_t slot = skv + static_cast<uint32_t>((t % STAGES) * 2) * kKvBytes;
-    load_tile(slot, kbase, hkv, head, t * kBn, q_len);
-    load_tile(slot + kKvBytes, vbase, hkv, head, t * kBn, q_len);
-  };
-  // Group s holds key tile s (group 0 also Q); empty groups keep the count uniform.
+  // Loads: thread t copies chunk t % kCh of rows t / kCh + kRows·i (kRows is a multiple of 8, so
+  // the swizzle of its rows is one offset).
+  const int lc = threadIdx.x % kCh, lr = threadIdx.x / kCh;
+  const uint32_t ld_off = tile_offset(lr, lc);
+  {  // Q rows of pairs p0 .. p0 + 127 (pair p: row p / g, head kvh·g + p % g; zeros past the end)
 #pragma unroll
-  for (int st = 0; st < STAGES - 1; ++st) {
-    if (st < tiles) load_kv(st);
-    cp_async_commit();
+    for (int i = 0; i < kBm / kRows; ++i) {
+      const int p = p0 + lr + kRows * i;
+      const bool valid = p < pairs;
+      const bf16* src = a.q;
+      if (valid) src += ((static_cast<int64_t>(q_begin) + p / g) * a.num_heads + kvh * g + p % g) * HD + lc * 8;
+      cp_async16(sq + ld_off + static_cast<uint32_t>(i * kRows * 128), src, valid);
+    }
   }
+  const int32_t* table = PAGED ? a.block_tables + seq * a.max_blocks : nullptr;
+  // Block of key j: j >> shift when the block size is a power of two (a shift instead of a
+  // division per row and tile), else j / bs.
+  const int bs = static_cast<int>(a.block_size), shift = (bs & (bs - 1)) == 0 ? __ffs(bs) - 1 : -1;
+  auto load_kv = [&](int t) {
+    const uint32_t slot = skv + static_cast<uint32_t>((t % STAGES) * 2) * kKv + ld_off;
+    const int kt = k_begin + t * kBn;
+#pragma unroll
+    for (int i = 0; i < kBn / kRows; ++i) {
+      const int j = kt + lr + kRows * i;
+      const bool valid = j < k_end;
+      int64_t row = 0;  // the key's row of the [*, num_kv_heads, HD] storage
+      if (valid)
+        row = !PAGED       ? static_cast<int64_t>(q_begin) + j
+              : shift >= 0 ? (static_cast<int64_t>(table[j >> shift]) << shift) + (j & (bs - 1))
+                           : static_cast<int64_t>(table[j / bs]) * bs + j % bs;
+      const int64_t off = (row * a.num_kv_heads + kvh) * HD + lc * 8;
+      const uint32_t dst = slot + static_cast<uint32_t>(i * kRows * 128);
+      cp_async16(dst, a.k + off, valid);
+      cp_async16(dst + kKv, a.v + off, valid);
+    }
+  };
+  // Tile s's copies (tile 0's with Q) arrive on full[s].
+#pragma unroll
+  for (int st = 0; st < STAGES - 1; ++st)
+    if (st < n_tiles) {
+      load_kv(st);
+      cp_async_arrive(full + 8 * st);
+    }
 
   const int wg = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32;
   const float sl2 = a.scale * kLog2e;
-  float o[32];
+  // This warpgroup's pairs p0 + 64·wg .. + 63: its keys end at wg_end (causal: its last row's
+  // limit), the per-row mask starts at wg_mask_from (its first row's limit). Both are uniform
+  // over the warpgroup, as the wgmma instructions require.
+  const int wp0 = p0 + 64 * wg;
+  int wg_end = k_begin, wg_mask_from = k_begin;
+  if (wp0 < pairs) {
+    const int first = wp0 / g, last = (min(pairs, wp0 + 64) - 1) / g;
+    wg_end = CAUSAL ? min(k_end, diag + last + 1) : k_end;
+    wg_mask_from = CAUSAL ? min(k_end, diag + first + 1) : k_end;
+  }
+  // This thread's rows are pairs pair0 and pair0 + 8 (the masked tiles recompute their key
+  // limits rather than keep them live through the loop).
+  const int pair0 = wp0 + 16 * warp + (lane >> 2);
+
+  float o[HD / 2];  // the m64nHD accumulator: column half hh's n-tile j at o[32·hh + 4j + e]
 #pragma unroll
-  for (int i = 0; i < 32; ++i) o[i] = 0.0f;
+  for (int i = 0; i < HD / 2; ++i) o[i] = 0.0f;
   float m[2] = {-INFINITY, -INFINITY}, lsum[2] = {0.0f, 0.0f};
-  const uint32_t q_wg = sq + static_cast<uint32_t>(wg) * 64 * kHd * 2;
+  const uint32_t q_wg = sq + static_cast<uint32_t>(wg) * 64 * 128;
 
-  for (int t = 0; t < tiles; ++t) {
-    // Tile t has landed (this thread's copies), is visible to the async proxy, and every
-    // warpgroup has finished the wgmmas of tile t − 1, whose slot the next load refills.
-    flash::cp_async_wait<STAGES - 2>();
-    fence_proxy_async();
-    __syncthreads();
-    if (t + STAGES - 1 < tiles) load_kv(t + STAGES - 1);
-    cp_async_commit();
-
-    const uint32_t sk = skv + static_cast<uint32_t>((t % STAGES) * 2) * kKvBytes, sv = sk + kKvBytes;
-    float s[64];
+  // One key tile of this warpgroup: issue S = Q·Kᵀ (issue_scores), then wait for it, the online
+  // softmax, O += P·V (finish_tile).
+  auto issue_scores = [&](int t, float (&s)[64]) {
+    const uint32_t sk = skv + static_cast<uint32_t>((t % STAGES) * 2) * kKv;
     wgmma_fence();
 #pragma unroll
-    for (int kk = 0; kk < kHd / 16; ++kk)
-      wgmma_m64n128k16_ss(s, make_desc(q_wg + 32 * kk, 16, 1024), make_desc(sk + 32 * kk, 16, 1024), kk > 0);
+    for (int kk = 0; kk < HD / 16; ++kk) {
+      const uint32_t off = static_cast<uint32_t>((kk / 4) * kHalfBytes + 32 * (kk % 4));
+      wgmma_m64n128k16_ss(s, make_desc(q_wg + off, 16, 1024), make_desc(sk + off, 16, 1024), kk > 0);
+    }
     wgmma_commit();
+  };
+  auto finish_tile = [&](int t, int kt, float (&s)[64]) {
+    const uint32_t sv = skv + static_cast<uint32_t>((t % STAGES) * 2 + 1) * kKv;
     wgmma_wait<0>();
     fence_regs(s);
 
     // Online softmax. This thread holds rows lane/4 (h = 0) and lane/4 + 8 (h = 1) of its warp's
     // 16, keys 8j + 2(lane%4) + (e%2) of n-tile j.
-    const int kt = t * kBn;
-    if (kt + kBn > q_len) {
-      const int lim = q_len - kt - 2 * (lane & 3);
+    if (kt + kBn > wg_mask_from) {
 #pragma unroll
-      for (int j = 0; j < kBn / 8; ++j)
+      for (int h = 0; h < 2; ++h) {
+        const int lim = CAUSAL ? min(k_end, diag + (pair0 + 8 * h) / g + 1) : k_end;
+        const int rel = lim - kt - 2 * (lane & 3);
 #pragma unroll
-        for (int e = 0; e < 4; ++e)
-          if (8 * j + (e & 1) >= lim) s[4 * j + e] = -INFINITY;
+        for (int j = 0; j < kBn / 8; ++j)
+#pragma unroll
+          for (int e = 0; e < 2; ++e)
+            if (8 * j + e >= rel) s[4 * j + 2 * h + e] = -INFINITY;
+      }
     }
     float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
@@ -231,8 +337,10 @@ __global__ void __launch_bounds__(kThreads, 1) attention_kernel(AttentionArgs a)
     for (int h = 0; h < 2; ++h) {
       mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
       mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-      const float m_new = fmaxf(m[h], mx[h]);  // finite: every key tile has at least one key
-      base[h] = m_new * sl2;
+      const float m_new = fmaxf(m[h], mx[h]);
+      // −inf while a row has seen no key yet (causal rows past this split's start, padding):
+      // base 0 keeps exp2(−inf − base) = 0 instead of NaN.
+      base[h] = m_new == -INFINITY ? 0.0f : m_new * sl2;
       corr[h] = m_new == m[h] ? 1.0f : flash::fast_exp2(fmaf(m[h], sl2, -base[h]));
       grew |= m_new != m[h];
       m[h] = m_new;
@@ -253,38 +361,89 @@ __global__ void __launch_bounds__(kThreads, 1) attention_kernel(AttentionArgs a)
     for (int h = 0; h < 2; ++h) lsum[h] = lsum[h] * corr[h] + rs[h];
     if (__any_sync(0xffffffffu, grew)) {
 #pragma unroll
-      for (int j = 0; j < kHd / 8; ++j) {
-        o[4 * j] *= corr[0];
-        o[4 * j + 1] *= corr[0];
-        o[4 * j + 2] *= corr[1];
-        o[4 * j + 3] *= corr[1];
-      }
+      for (int hh = 0; hh < kHalves; ++hh)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          o[32 * hh + 4 * j] *= corr[0];
+          o[32 * hh + 4 * j + 1] *= corr[0];
+          o[32 * hh + 4 * j + 2] *= corr[1];
+          o[32 * hh + 4 * j + 3] *= corr[1];
+        }
     }
 
     wgmma_fence();
 #pragma unroll
-    for (int kk = 0; kk < kBn / 16; ++kk)
-      wgmma_m64n64k16_rs_tn(o, p[kk], make_desc(sv + 2048 * kk, kKvBytes / 2, 1024), 1);
+    for (int kk = 0; kk < kBn / 16; ++kk) {
+      if constexpr (HD == 128) {  // both column halves in one m64n128k16 (LBO: half to half)
+        wgmma_m64n128k16_rs_tn(o, p[kk], make_desc(sv + 2048 * kk, kHalfBytes, 1024), 1);
+      } else {
+        wgmma_m64n64k16_rs_tn(o, p[kk], make_desc(sv + 2048 * kk, kHalfBytes, 1024), 1);
+      }
+    }
     wgmma_commit();
     wgmma_wait<0>();
     fence_regs(o);
     fence_regs(p);
+  };
+
+  for (int t = 0; t < n_tiles; ++t) {
+    // Refill the slot of tile t − 1 with tile t + STAGES − 1 once both warpgroups are done with
+    // it, then wait for every thread's copies of tile t. The warpgroups run decoupled (one may be
+    // a tile ahead). Measured on the H100 (docs/cuda.md): a block barrier per tile instead, a
+    // 3-deep ring for head_dim 128, P·V as two m64n64k16 and FlashAttention-3's ping-pong (the
+    // warpgroups taking turns to issue their S wgmmas, through named barriers) were all as fast or
+    // slower; ping-pong lost 7 % on the causal prefill.
+    if (t + STAGES - 1 < n_tiles) {
+      if (t >= 1) mbar_wait(empty + 8 * ((t - 1) % STAGES), static_cast<uint32_t>(((t - 1) / STAGES) & 1));
+      load_kv(t + STAGES - 1);
+      cp_async_arrive(full + 8 * ((t + STAGES - 1) % STAGES));
+    }
+    mbar_wait(full + 8 * (t % STAGES), static_cast<uint32_t>((t / STAGES) & 1));
+    fence_proxy_async();  // the generic-proxy copies, now observed, to the async proxy (wgmma)
+
+    const int kt = k_begin + t * kBn;
+    const bool work = kt < wg_end;  // else every row of this warpgroup is past its keys (causal)
+    float s[64];
+    if (work) {
+      issue_scores(t, s);
+      finish_tile(t, kt, s);
+    }
+    __syncwarp();
+    if (lane == 0) mbar_arrive(empty + 8 * (t % STAGES));
   }
-  flash::cp_async_wait<0>();
 
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     float sum = lsum[h];
     sum += __shfl_xor_sync(0xffffffffu, sum, 1);
     sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    const int r = row0 + wg * 64 + warp * 16 + (lane >> 2) + 8 * h;
-    if (r >= q_len) continue;
-    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-    bf16* dst = a.out + ((static_cast<int64_t>(q_begin) + r) * hq + head) * kHd + 2 * (lane & 3);
+    const int pr = pair0 + 8 * h;
+    if (pr >= pairs) continue;
+    const int64_t item = (static_cast<int64_t>(q_begin) + pr / g) * a.num_heads + kvh * g + pr % g;  // (row, head)
+    const int col = 2 * (lane & 3);
+    if (l.splits == 1) {
+      const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+      bf16* dst = a.out + item * HD + col;
 #pragma unroll
-    for (int j = 0; j < kHd / 8; ++j)
-      *reinterpret_cast<__nv_bfloat162*>(dst + 8 * j) = __floats2bfloat162_rn(o[4 * j + 2 * h] * inv,
-                                                                             o[4 * j + 2 * h + 1] * inv);
+      for (int hh = 0; hh < kHalves; ++hh)
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+          *reinterpret_cast<__nv_bfloat162*>(dst + 64 * hh + 8 * j) =
+              __floats2bfloat162_rn(o[32 * hh + 4 * j + 2 * h] * inv, o[32 * hh + 4 * j + 2 * h + 1] * inv);
+    } else {
+      float* w = partial + (item * l.splits + blockIdx.z) * (HD + 2);
+#pragma unroll
+      for (int hh = 0; hh < kHalves; ++hh)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          w[64 * hh + 8 * j + col] = o[32 * hh + 4 * j + 2 * h];
+          w[64 * hh + 8 * j + col + 1] = o[32 * hh + 4 * j + 2 * h + 1];
+        }
+      if ((lane & 3) == 0) {
+        w[HD] = m[h] * sl2;  // base-2 scaled units, as the other kernels write them (−inf stays)
+        w[HD + 1] = sum;
+      }
+    }
   }
 #else
   __trap();  // built for an architecture without wgmma (sm_90a only)

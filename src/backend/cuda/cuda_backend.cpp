@@ -101,12 +101,15 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   if (const char* v = std::getenv("PIXTRAL_CUDA_GEMV_PREFETCH"); v != nullptr)
     gemv_.prefetch_all = std::strcmp(v, "0") != 0;
   read_gemv_variants(gemv_);
-  // The attention kernel for many query rows ("mma32": prefill_kernel, "flash2": the first
-  // tensor-core kernel, "wgmma": the sm_90a kernel for varlen head_dim 64, else as mma32) and
-  // mma32's warps per block ("4", "8"; "0": by head_dim).
+  // The attention kernel for many query rows ("wgmma": the sm_90a kernel, the default where the
+  // device and the build support it; "mma32": prefill_kernel; "flash2": the first tensor-core
+  // kernel) and mma32's warps per block ("4", "8"; "0": by head_dim).
+  const bool wgmma_ok = cuda::wgmma_attention_supported(device_);
+  if (wgmma_ok) attn_.prefill = cuda::PrefillAttention::kWgmma;
   if (const char* v = std::getenv("PIXTRAL_CUDA_ATTN"); v != nullptr) {
     const bool flash2 = std::strcmp(v, "flash2") == 0, wgmma = std::strcmp(v, "wgmma") == 0;
     PX_CHECK_MSG(flash2 || wgmma || std::strcmp(v, "mma32") == 0, "PIXTRAL_CUDA_ATTN is mma32, flash2 or wgmma");
+    PX_CHECK_MSG(!wgmma || wgmma_ok, "PIXTRAL_CUDA_ATTN=wgmma needs an sm_90 device and a build with sm_90a code");
     attn_.prefill = flash2  ? cuda::PrefillAttention::kFlash2
                     : wgmma ? cuda::PrefillAttention::kWgmma
                             : cuda::PrefillAttention::kMma32;

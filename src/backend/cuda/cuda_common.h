@@ -153,17 +153,22 @@ size_t gemv_staged_bytes(int64_t m, int64_t k);
 
 // ---- cuda_attention.cu ----------------------------------------------------------------------
 // Launch choices of the attention op for many query rows (prefill chunks, varlen segments): the
-// backend reads PIXTRAL_CUDA_ATTN ("mma32" default, "flash2", "wgmma") and PIXTRAL_CUDA_ATTN_WARPS ("4",
+// backend reads PIXTRAL_CUDA_ATTN ("wgmma", the default where wgmma_attention_supported; "mma32",
+// "flash2") and PIXTRAL_CUDA_ATTN_WARPS ("4",
 // "8"; mma32 only) so that the variants can be compared and tested in one process.
 enum class PrefillAttention {
   kMma32,   // prefill_kernel: 32 (row, head) pairs per warp, a 3-4 stage cp.async ring
   kFlash2,  // flash_kernel with 4 warps of 16 pairs (the first tensor-core kernel)
-  kWgmma,   // varlen head_dim 64: the sm_90a wgmma kernel (cuda_attention_wgmma.cuh); else as kMma32
+  kWgmma,   // the sm_90a wgmma kernel (cuda_attention_wgmma.cuh); uneven GQA groups as kMma32
 };
 struct AttentionTuning {
   PrefillAttention prefill = PrefillAttention::kMma32;
   int prefill_warps = 0;  // mma32: 4 or 8 warps of 32 pairs per block; 0: by head_dim (64: 4, 128: 8)
 };
+
+// Whether the build holds sm_90a code (PIXTRAL_CUDA_SM90A) and the device is compute capability
+// 9.0: the wgmma kernel's condition.
+bool wgmma_attention_supported(int device);
 
 // Geometry of one attention call; see AttentionArgs in cuda_attention.cu for the layouts.
 struct AttentionArgs {
