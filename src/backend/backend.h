@@ -88,6 +88,12 @@ class Backend {
 
   // ---- ops (see ops.h for shapes and semantics) -----------------------------------------
   virtual void matmul(const MatmulParams& p) = 0;
+  // Readies matmuls with this weight for every row count up to max_m (with a bias of its rows /
+  // adding into y), so that no serving step pays for the first meeting of a row count: GEMM plans
+  // chosen and kernels loaded now. A no-op where nothing depends on the row count (the default).
+  virtual void prepare_matmul(const Tensor& w, int64_t max_m, bool bias, bool accumulate) {
+    (void)w, (void)max_m, (void)bias, (void)accumulate;
+  }
   virtual void rms_norm(const RmsNormParams& p) = 0;
   virtual void rope(const RopeParams& p) = 0;
   virtual void silu_mul(const SiluMulParams& p) = 0;

@@ -154,6 +154,13 @@ Status Engine::Impl::init_pool() {
   cache_ = model_->make_kv_cache(num_blocks, options_.block_size);
   runner_ = model_->make_decode_runner(cache_, options_.max_num_seqs,
                                        (max_len_ + options_.block_size - 1) / options_.block_size);
+  // GEMM plans and kernels for every step size and image size the scheduler can produce, so that
+  // no running stream waits on a first meeting (measured on the H100: a mixed step of a new row
+  // count took 52.7 ms the first time, 16.7 after).
+  const auto& vision = model_->config().vision;
+  const int64_t side = std::max(vision.image_size, vision.max_image_size);
+  const int64_t patches = vision.patch_size > 0 ? (side / vision.patch_size) * (side / vision.patch_size) : 0;
+  model_->prepare_matmuls(options_.max_num_batched_tokens, options_.max_num_seqs, patches);
   // Decode graphs for every padded batch size, contexts up to 512 blocks (8k tokens at 16 per
   // block: a 1024² image prompt is 260 blocks), before any request (the dummy steps write into
   // block 0); longer contexts are recorded when first met.

@@ -42,6 +42,28 @@ std::unique_ptr<DecodeRunner> PixtralModel::make_decode_runner(KvCache& cache, i
   return std::make_unique<DecodeRunner>(backend_, decoder_, config_, cache, max_seqs, max_blocks_per_seq);
 }
 
+void PixtralModel::prepare_matmuls(int64_t max_tokens, int64_t max_logit_rows, int64_t max_patches) const {
+  // One layer stands for all (every layer's weights have its shapes); the calls' flags as the
+  // forward passes make them (layers.cpp, text_decoder.cpp, vision_encoder.cpp).
+  auto prepare_layer = [&](const DecoderLayerWeights& l, int64_t rows, bool split_qkv) {
+    // The vision blocks multiply by wq, wk and wv apart (one shape: no GQA), the decoder by wqkv.
+    backend_.prepare_matmul(split_qkv ? l.wq() : l.wqkv.tensor(), rows, false, false);
+    backend_.prepare_matmul(l.wo, rows, false, true);
+    backend_.prepare_matmul(l.w_gate_up, rows, false, false);
+    backend_.prepare_matmul(l.w_down, rows, false, true);
+  };
+  if (!weights_.decoder.layers.empty()) {
+    prepare_layer(weights_.decoder.layers.front(), max_tokens, false);
+    backend_.prepare_matmul(weights_.decoder.output, max_logit_rows, false, false);
+  }
+  if (!weights_.vision.layers.empty() && max_patches > 0) {
+    prepare_layer(weights_.vision.layers.front(), max_patches, true);
+    backend_.prepare_matmul(weights_.vision.patch_conv, max_patches, false, false);
+    backend_.prepare_matmul(weights_.adapter.w_in, max_patches, true, false);
+    backend_.prepare_matmul(weights_.adapter.w_out, max_patches, true, false);
+  }
+}
+
 KvCache PixtralModel::make_kv_cache(int64_t num_blocks, int64_t block_size) const {
   return KvCache::create(backend_, config_.text, num_blocks, block_size);
 }

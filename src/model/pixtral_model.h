@@ -37,6 +37,9 @@ class PixtralModel {
   // One decoder step over the paged cache; logits [R, V] (see TextDecoder::forward).
   Result<backend::TensorBuffer> forward(const DecoderBatch& batch, KvCache& cache) const;
   KvCache make_kv_cache(int64_t num_blocks, int64_t block_size) const;
+  // Readies the backend's matmuls (Backend::prepare_matmul) for decoder steps of up to max_tokens
+  // rows with up to max_logit_rows rows of logits, and for images of up to max_patches patches.
+  void prepare_matmuls(int64_t max_tokens, int64_t max_logit_rows, int64_t max_patches) const;
   // Persistent-buffer decode steps over `cache` (graphs where the backend has them).
   std::unique_ptr<DecodeRunner> make_decode_runner(KvCache& cache, int64_t max_seqs, int64_t max_blocks_per_seq) const;
 

@@ -56,6 +56,36 @@ TEST(CudaConformance, Matmul) {
       }
 }
 
+// GEMMs on a backend that prepared the weight first (Backend::prepare_matmul: every M bucket's
+// plan made and run once): row counts inside buckets (the bucket's algorithm, checked by cuBLASLt
+// for the exact shape), at bucket tops, and past the prepared range, with bias and the residual add.
+TEST(CudaConformance, MatmulAfterPrepare) {
+  SKIP_WITHOUT_CUDA();
+  std::unique_ptr<Backend> g = std::move(make_cuda_backend(0)).value();
+  const int64_t n = 200, k = 136;
+  uint64_t seed = 40;
+  auto up = [&](const std::vector<float>& host, Shape shape) {
+    Both b{cpu().alloc(DType::kF32, shape), g->alloc(DType::kBF16, shape)};
+    cpu().upload(host.data(), DType::kF32, b.c);
+    g->upload(host.data(), DType::kF32, b.g);
+    return b;
+  };
+  Both w = up(random_bf16(n * k, ++seed, 0.1f), {n, k});
+  Both b = up(random_bf16(n, ++seed), {n});
+  for (bool bias : {false, true})
+    for (bool accumulate : {false, true}) g->prepare_matmul(w.g, 700, bias, accumulate);
+  for (int64_t m : {9, 13, 64, 65, 100, 256, 257, 300, 700, 1025})
+    for (bool bias : {false, true})
+      for (bool accumulate : {false, true}) {
+        Both x = up(random_bf16(m * k, ++seed), {m, k});
+        Both y = up(random_bf16(m * n, ++seed), {m, n});
+        cpu().matmul({.x = x.c, .w = w.c, .bias = bias ? b.c.tensor() : Tensor{}, .y = y.c, .accumulate = accumulate});
+        g->matmul({.x = x.g, .w = w.g, .bias = bias ? b.g.tensor() : Tensor{}, .y = y.g, .accumulate = accumulate});
+        EXPECT_LE(rel_error(download(cpu(), y.c), download(*g, y.g)), kOpTolerance)
+            << "M " << m << " bias " << bias << " acc " << accumulate;
+      }
+}
+
 // Every split of the GEMV's K range over warps (PIXTRAL_CUDA_GEMV_WPC), on a backend of its own:
 // uneven slices (K/8 not a multiple of the warps), slices with no work (K = 8), long slices (the
 // 4-load unrolled loop), M = 1..8, bias and the residual add.

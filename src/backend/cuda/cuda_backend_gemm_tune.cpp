@@ -2,8 +2,7 @@
 // its first choice is far from the best. Measured on the H100: the [gate | up] GEMM of a mixed
 // step (M = 543, N = 28,672, K = 5,120) took a 512-row tile, i.e. two M tiles for 543 rows, and ran
 // at 431 TFLOP/s; tuned, that step (31 decodes + a 512-token chunk) took 27.3 ms instead of 33.1.
-// So the first GEMM of each M bucket (M rounded up to 64 up to 1,024 rows, to 512
-// beyond) can time the heuristic's candidates on its own operands, outside any capture, and every
+// So the first GEMM of each M bucket (plan_bucket) can time the heuristic's candidates on its own operands, outside any capture, and every
 // later GEMM of the bucket reuses the winner (after cuBLASLt confirms that it supports the exact
 // shape). Opt-in: PIXTRAL_CUDA_GEMM_TUNE=N tunes every GEMM with M >= max(N, 256); unset or 0
 // keeps the heuristic's first choice. Below 256 rows the GEMMs are bound by the weight read, and
@@ -26,8 +25,6 @@
 namespace pixtral::backend {
 namespace {
 
-int64_t bucket_m(int64_t m) { return m <= 1024 ? (m + 63) / 64 * 64 : (m + 511) / 512 * 512; }
-
 }  // namespace
 
 void CudaBackend::settle_algo(Plan& plan, const PlanKey& key, const MatmulParams& p) {
@@ -35,7 +32,7 @@ void CudaBackend::settle_algo(Plan& plan, const PlanKey& key, const MatmulParams
   CUDA_CHECK(cudaStreamIsCapturing(stream_, &capturing));
   if (capturing != cudaStreamCaptureStatusNone) return;  // keep the heuristic's choice for now
   auto [m, n, k, accumulate, bias, align] = key;
-  const PlanKey bucket{bucket_m(m), n, k, accumulate, bias, align};
+  const PlanKey bucket{plan_bucket(m), n, k, accumulate, bias, align};
   plan.settled = true;
   if (auto it = tuned_.find(bucket); it != tuned_.end()) {
     cublasLtMatmulHeuristicResult_t check{};

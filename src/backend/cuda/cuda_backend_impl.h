@@ -42,6 +42,7 @@ class CudaBackend final : public Backend {
   void begin_capture() override;
   std::unique_ptr<Graph> end_capture() override;
 
+  void prepare_matmul(const Tensor& w, int64_t max_m, bool bias, bool accumulate) override;
   void matmul(const MatmulParams& p) override;
   void rms_norm(const RmsNormParams& p) override;
   void rope(const RopeParams& p) override;
@@ -74,6 +75,9 @@ class CudaBackend final : public Backend {
   static constexpr size_t kStagingBytes = 8u << 20;   // per slot
   static constexpr size_t kWorkspaceBytes = 32u << 20;  // cuBLASLt
 
+  // Row counts that share a heuristic query and a cuBLASLt algorithm: M rounded up to 8 up to 64
+  // rows, to 32 up to 256, to 64 up to 1,024, to 256 up to 4,096, to 1,024 beyond.
+  static int64_t plan_bucket(int64_t m);
   Plan& plan_for(const PlanKey& key);
   void matmul_cublaslt(const MatmulParams& p);
   // GEMM autotuning (cuda_backend_gemm_tune.cpp): the first GEMM of an M bucket with M >= the

@@ -2,6 +2,8 @@
 // bf16 inputs/outputs, fp32 accumulation, the bias in the epilogue and beta = 1 for the residual
 // add. Row-major y[M,N] = x[M,K]·w[N,K]ᵀ is, column-major, yᵀ[N,M] = op(w)·xᵀ with op = transpose:
 // A = w stored K×N (ld K) transposed, B = x stored K×M (ld K), C = D = y stored N×M (ld N).
+#include <array>
+
 #include "backend/cuda/cuda_backend_impl.h"
 
 namespace pixtral::backend {
@@ -22,6 +24,17 @@ int common_alignment(std::initializer_list<const void*> ptrs) {
 
 }  // namespace
 
+int64_t CudaBackend::plan_bucket(int64_t m) {
+  const int64_t step = m <= 64 ? 8 : m <= 256 ? 32 : m <= 1024 ? 64 : m <= 4096 ? 256 : 1024;
+  return (m + step - 1) / step * step;
+}
+
+// A plan per exact key (its layouts hold M), its algorithm from the heuristic at the key's M
+// bucket (plan_bucket): a step that meets a new M costs a descriptor, three layouts and one
+// cublasLtMatmulAlgoCheck, not a heuristic query (about 2 ms each on the H100's host) and not a
+// kernel loaded on first use; prepare_matmul makes the buckets' plans and loads their kernels
+// before serving. When cuBLASLt rejects the bucket's algorithm for the exact shape, or tuning is
+// on, the exact M gets its own heuristic query.
 CudaBackend::Plan& CudaBackend::plan_for(const PlanKey& key) {
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second;
@@ -42,6 +55,20 @@ CudaBackend::Plan& CudaBackend::plan_for(const PlanKey& key) {
   LT_CHECK(cublasLtMatrixLayoutCreate(&plan.a, CUDA_R_16BF, static_cast<uint64_t>(k), static_cast<uint64_t>(n), k));
   LT_CHECK(cublasLtMatrixLayoutCreate(&plan.b, CUDA_R_16BF, static_cast<uint64_t>(k), static_cast<uint64_t>(m), k));
   LT_CHECK(cublasLtMatrixLayoutCreate(&plan.c, CUDA_R_16BF, static_cast<uint64_t>(n), static_cast<uint64_t>(m), n));
+  const bool tune = gemm_tune_min_m_ > 0 && m >= gemm_tune_min_m_;
+  const int64_t bucket = plan_bucket(m);
+  if (!tune && bucket != m) {
+    const cublasLtMatmulAlgo_t algo = plan_for({bucket, n, k, accumulate, bias, align}).algo;
+    cublasLtMatmulHeuristicResult_t check{};
+    if (cublasLtMatmulAlgoCheck(lt_, plan.desc, plan.a, plan.b, plan.c, plan.c, &algo, &check) ==
+            CUBLAS_STATUS_SUCCESS &&
+        check.workspaceSize <= kWorkspaceBytes) {
+      plan.algo = algo;
+      plan.candidates.push_back(algo);
+      plan.settled = true;
+      return plans_.emplace(key, plan).first->second;
+    }
+  }
   cublasLtMatmulPreference_t pref;
   LT_CHECK(cublasLtMatmulPreferenceCreate(&pref));
   const uint64_t ws = kWorkspaceBytes;
@@ -50,9 +77,7 @@ CudaBackend::Plan& CudaBackend::plan_for(const PlanKey& key) {
   for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
                     CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
     LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &a32, sizeof a32));
-  // One algorithm unless this shape is to be tuned: the heuristic query is host time on the step
-  // that first meets the shape (the serving steps meet a new M often), and 8 cost more than 1.
-  const bool tune = gemm_tune_min_m_ > 0 && m >= gemm_tune_min_m_;
+  // One algorithm unless this shape is to be tuned: 8 candidates cost more host time than 1.
   std::array<cublasLtMatmulHeuristicResult_t, kTuneCandidates> results{};
   int returned = 0;
   LT_CHECK(cublasLtMatmulAlgoGetHeuristic(lt_, plan.desc, plan.a, plan.b, plan.c, plan.c, pref,
@@ -66,6 +91,23 @@ CudaBackend::Plan& CudaBackend::plan_for(const PlanKey& key) {
   plan.algo = plan.candidates.front();
   plan.settled = !tune || plan.candidates.size() == 1;
   return plans_.emplace(key, plan).first->second;
+}
+
+// Runs one GEMM of every bucket above the GEMV's rows up to max_m with this weight (scratch x and
+// y, their values unused): the buckets' plans exist and their kernels are loaded afterwards.
+void CudaBackend::prepare_matmul(const Tensor& w, int64_t max_m, bool bias, bool accumulate) {
+  const int64_t n = w.dim(0), k = w.dim(1);
+  if (max_m <= cuda::kGemvMaxM || w.dtype != DType::kBF16) return;
+  const int64_t top = plan_bucket(max_m);
+  TensorBuffer x = alloc(DType::kBF16, {top, k}), y = alloc(DType::kBF16, {top, n});
+  TensorBuffer b = bias ? alloc(DType::kBF16, {n}) : TensorBuffer{};
+  CUDA_CHECK(cudaMemsetAsync(x.tensor().data, 0, static_cast<size_t>(top * k) * 2, stream_));
+  CUDA_CHECK(cudaMemsetAsync(y.tensor().data, 0, static_cast<size_t>(top * n) * 2, stream_));
+  if (bias) CUDA_CHECK(cudaMemsetAsync(b.tensor().data, 0, static_cast<size_t>(n) * 2, stream_));
+  for (int64_t m = plan_bucket(cuda::kGemvMaxM + 1); m <= top; m = plan_bucket(m + 1))
+    matmul_cublaslt({.x = x.tensor().rows(0, m), .w = w, .bias = bias ? b.tensor() : Tensor{},
+                     .y = y.tensor().rows(0, m), .accumulate = accumulate});
+  synchronize();
 }
 
 void CudaBackend::matmul_cublaslt(const MatmulParams& p) {
