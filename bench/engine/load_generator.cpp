@@ -427,10 +427,12 @@ bool report_engine(const MetricsSnapshot& m) {
   row("  of them, mean wall (ms):", m.decode_step_full.mean_ms());
   for (const auto& s : m.slowest_decode_steps)
     std::printf("Slow step with decodes: %.2f ms, %lld decodes, %lld prefill tokens in %lld sequences, "
-                "%lld encoder layers, %lld images started, %lld finished\n",
+                "%lld encoder layers, %lld images started, %lld finished; host: schedule %.2f, launch %.2f, "
+                "encoding %.2f, wait for ids %.2f, after %.2f ms\n",
                 s.wall_ms, static_cast<long long>(s.decodes), static_cast<long long>(s.prefill_tokens),
                 static_cast<long long>(s.prefill_seqs), static_cast<long long>(s.encoder_layers),
-                static_cast<long long>(s.images_started), static_cast<long long>(s.images_finished));
+                static_cast<long long>(s.images_started), static_cast<long long>(s.images_finished), s.schedule_ms,
+                s.launch_ms, s.encode_ms, s.wait_ms, s.after_ms);
   row("  host: schedule (ms):", m.decode_host_schedule.mean_ms());
   row("  host: batch, uploads, launch (ms):", m.decode_host_launch.mean_ms());
   row("  host after the ids are back (ms):", m.decode_host_after.mean_ms());

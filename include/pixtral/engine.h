@@ -130,6 +130,9 @@ struct MetricsSnapshot {
     double wall_ms = 0.0;
     int64_t decodes = 0, prefill_tokens = 0, prefill_seqs = 0;
     int64_t encoder_layers = 0, images_started = 0, images_finished = 0;  // the step's image encoding
+    // Where the wall time went (host clock): scheduling; batch, uploads and launches; the image
+    // encoding's host part (queued behind the forward); waiting for the sampled ids; the rest.
+    double schedule_ms = 0.0, launch_ms = 0.0, encode_ms = 0.0, wait_ms = 0.0, after_ms = 0.0;
   };
   std::vector<SlowStep> slowest_decode_steps;
 };

@@ -122,7 +122,7 @@ class Engine::Impl {
   // Encoder layers for the waiting requests, first come first served: at most
   // options_.vision_layers_per_step while sequences run, else all; finished ones enter the scheduler.
   void advance_encoding();  // what it did: encoding_work_
-  void record_slow_step(const engine::SchedulerOutput& out, double wall_ms);
+  void record_slow_step(const engine::SchedulerOutput& out, Clock::time_point start, Clock::time_point end);
   Status check_image_features(const engine::SchedulerOutput& out);
   backend::Tensor features_of(engine::SeqId seq);
   // The step's logits [R, V] on the backend, one row per scheduled chunk (owned by `keep` or the
@@ -181,7 +181,7 @@ class Engine::Impl {
   int64_t image_encoder_runs_ = 0, image_cache_hits_ = 0, steps_ = 0, finished_ = 0, generated_ = 0;
   Histogram ttft_, itl_, decode_step_, mixed_step_, decode_host_schedule_, decode_host_launch_, decode_host_after_;
   Histogram decode_step_full_;
-  Clock::time_point scheduled_at_, launched_at_, sampled_at_;  // of the current step
+  Clock::time_point scheduled_at_, launched_at_, encoded_at_, sampled_at_;  // of the current step
   Status audit_;
 
   // Shared, under mu_.

@@ -140,6 +140,7 @@ void Engine::Impl::run_step() {
   // host part (pixels into staging memory, launches) runs while the device computes the step. It
   // admits requests for the next schedule() only.
   advance_encoding();
+  encoded_at_ = Clock::now();
   const bool decode_only =
       !encoding_work_.any() && out.images_to_encode.empty() &&
       std::all_of(out.chunks.begin(), out.chunks.end(), [](const engine::ScheduledChunk& c) { return c.num_tokens == 1; });
@@ -173,15 +174,21 @@ void Engine::Impl::run_step() {
     record_latency(decode_host_launch_, ms_since(scheduled_at_, launched_at_));
     record_latency(decode_host_after_, ms_since(sampled_at_, end));
   }
-  record_slow_step(out, ms_since(start, end));
+  record_slow_step(out, start, end);
 }
 
 // Keeps the 5 slowest steps that carried decodes, with what they held.
-void Engine::Impl::record_slow_step(const engine::SchedulerOutput& out, double wall_ms) {
-  MetricsSnapshot::SlowStep step{.wall_ms = wall_ms,
+void Engine::Impl::record_slow_step(const engine::SchedulerOutput& out, Clock::time_point start,
+                                   Clock::time_point end) {
+  MetricsSnapshot::SlowStep step{.wall_ms = ms_since(start, end),
                                  .encoder_layers = encoding_work_.layers,
                                  .images_started = encoding_work_.started,
-                                 .images_finished = encoding_work_.finished};
+                                 .images_finished = encoding_work_.finished,
+                                 .schedule_ms = ms_since(start, scheduled_at_),
+                                 .launch_ms = ms_since(scheduled_at_, launched_at_),
+                                 .encode_ms = ms_since(launched_at_, encoded_at_),
+                                 .wait_ms = ms_since(encoded_at_, sampled_at_),
+                                 .after_ms = ms_since(sampled_at_, end)};
   for (const auto& chunk : out.chunks) {
     if (chunk.num_tokens == 1 && chunk.sample) {
       ++step.decodes;
