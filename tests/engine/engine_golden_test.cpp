@@ -168,7 +168,8 @@ TEST(EngineGolden, ImagesEncodedOverSeveralStepsGiveTheSameTokens) {
     const MetricsSnapshot m = engine->metrics();
     EXPECT_EQ(m.image_encoder_runs + m.image_cache_hits, 4) << "one image and three images";
     // The slow-step record: at most 5 steps that carried decodes, slowest first, none slower than
-    // the slowest step wall, and the step histograms' maxima at least their means.
+    // the slowest step wall, split into host-clock parts that add up to it; the step histograms'
+    // maxima at least their means.
     ASSERT_FALSE(m.slowest_decode_steps.empty());
     EXPECT_LE(m.slowest_decode_steps.size(), 5u);
     const double slowest_wall = std::max(m.decode_step.max_ms, m.mixed_step.max_ms);
@@ -176,6 +177,11 @@ TEST(EngineGolden, ImagesEncodedOverSeveralStepsGiveTheSameTokens) {
       const auto& step = m.slowest_decode_steps[i];
       EXPECT_GT(step.decodes, 0);
       EXPECT_LE(step.wall_ms, slowest_wall);
+      // The host-clock parts partition the wall time, in order.
+      for (double part : {step.schedule_ms, step.launch_ms, step.encode_ms, step.wait_ms, step.after_ms})
+        EXPECT_GE(part, 0.0);
+      EXPECT_NEAR(step.schedule_ms + step.launch_ms + step.encode_ms + step.wait_ms + step.after_ms, step.wall_ms,
+                  1e-3);
       if (i > 0) {
         EXPECT_LE(step.wall_ms, m.slowest_decode_steps[i - 1].wall_ms);
       }
