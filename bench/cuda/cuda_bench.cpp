@@ -160,7 +160,17 @@ void bench_mixed_step(const PixtralModel& m, pixtral::model::KvCache& cache, int
 // inter-token latency while images prefill (≤ 2x).
 void bench_image_load_steps(const PixtralModel& m, pixtral::model::KvCache& cache) {
   const int64_t context = 4400, decodes = 31;
-  m.prepare_matmuls(512, 32, 0);  // as the engine does at start (budget 512, 32 sequences)
+  // As the engine does at start: the image load's settings (budget 512, 32 sequences, 1024²
+  // images), then the text load's (budget 4,096, 64 sequences): what it adds to start-up.
+  for (const auto& [budget, seqs] : {std::pair<int64_t, int64_t>{512, 32}, std::pair<int64_t, int64_t>{4096, 64}}) {
+    m.backend().synchronize();
+    const auto t0 = std::chrono::steady_clock::now();
+    m.prepare_matmuls(budget, seqs, 4096);
+    m.backend().synchronize();
+    std::printf("prepare_matmuls(budget %lld, %lld sequences, 4,096 patches): %.0f ms\n", static_cast<long long>(budget),
+                static_cast<long long>(seqs),
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
   const double step = bench_decode_batch(m, cache, decodes + 1, context);
   for (int64_t budget : {256, 384, 512}) bench_mixed_step(m, cache, decodes, budget - decodes, context, step, true);
   // The last chunk of an image prompt (4,163 tokens in chunks of 362: 67 left), beside 21 and 31
