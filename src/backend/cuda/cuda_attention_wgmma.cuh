@@ -313,7 +313,10 @@ __global__ void __launch_bounds__(kThreads, HD == 64 ? 2 : 1)
     fence_regs(s);
 
     // Online softmax. This thread holds rows lane/4 (h = 0) and lane/4 + 8 (h = 1) of its warp's
-    // 16, keys 8j + 2(lane%4) + (e%2) of n-tile j.
+    // 16, keys 8j + 2(lane%4) + (e%2) of n-tile j. The same step as prefill_kernel's tile_softmax,
+    // written out here: sharing one helper (s and o cast to its [n][4] arrays) made ptxas spill in
+    // the head_dim-64 kernel, whose 128-register cap keeps two blocks per SM (vision layer 173 ->
+    // 192.5 us on the H100).
     if (kt + kBn > wg_mask_from) {
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
