@@ -9,11 +9,13 @@
 //    KV head of one sequence (BM = 128 pairs: the GQA group's heads share every K/V tile); the Q
 //    tile is loaded once into shared memory;
 //  - K/V tiles of BN = 128 keys stream through a STAGES-deep cp.async ring (all 256 threads load,
-//    paged rows through the block table; cp.async.wait_group + fence.proxy.async + __syncthreads
-//    hands a tile to the async proxy);
+//    paged rows through the block table). mbarriers hand the slots over: full[s] completes when
+//    every thread's copies of the tile have landed (cp.async.mbarrier.arrive.noinc), then
+//    fence.proxy.async hands them to the async proxy; empty[s] when every warp's wgmmas on the
+//    slot are done. So the two warpgroups run decoupled (no block barrier per tile);
 //  - S = Q·Kᵀ with wgmma m64n128k16 (A = Q and B = K from shared memory, both K-major), the online
-//    softmax in base 2 on the fp32 accumulator fragments, then O += P·V with wgmma m64n64k16 per
-//    64 dimensions (A = P from registers as bf16, B = V from shared memory, MN-major);
+//    softmax in base 2 on the fp32 accumulator fragments, then O += P·V with wgmma m64nHDk16
+//    (A = P from registers as bf16, B = V from shared memory, MN-major);
 //  - the causal/boundary mask only on the tiles that need it, per warpgroup; a warpgroup skips the
 //    tiles wholly past its rows' causal limits (it still takes part in the loads and barriers).
 //
