@@ -35,9 +35,10 @@
 //    rows start 64 · 128 = 8192 bytes · w into each half (1024-aligned).
 //  - V (B of P·V), stored [keys][d]: N (= d) is contiguous, so B is MN-major (imm-trans-b = 1).
 //    The canonical MN-major 128B layout is ((64 elems,m),(8,k)): 64 N-elements in one 128-byte
-//    row, LBO between 64-wide N blocks (unused: each instruction is N = 64, one column half; set
-//    to the half's size for definiteness), SBO between groups of 8 K rows (keys): 8 · 128 = 1024
-//    bytes. The k-th 16-key slice starts 16 · 128 = 2048·k bytes into the half (1024-aligned).
+//    row, LBO between 64-wide N blocks: the column halves, 16 KiB apart (head_dim 128's
+//    m64n128k16 reads both; head_dim 64 has one), SBO between groups of 8 K rows (keys):
+//    8 · 128 = 1024 bytes. The k-th 16-key slice starts 16 · 128 = 2048·k bytes into the half
+//    (1024-aligned).
 // Accumulators: m64nN f32 D of a warpgroup = warp w of the group owns rows 16w .. 16w + 15, and
 // within the warp the mma.sync m16n8 C layout repeated over N/8 n-tiles: d[4j + e] is row
 // lane/4 + 8(e/2), column 8j + 2(lane%4) + (e%2). The A register fragment of m64k16 is the mma.sync
