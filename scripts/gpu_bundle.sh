@@ -9,12 +9,12 @@ cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build/cuda-release}
 JOBS=${JOBS:-2}
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPIXTRAL_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a
-cmake --build "$BUILD_DIR" -j "$JOBS" --target cuda_conformance_test cuda_sample_test cuda_bench
+cmake --build "$BUILD_DIR" -j "$JOBS" --target cuda_conformance_test cuda_sample_test cuda_bench gemm_sweep
 # The CLI is bundled when it builds; the CUDA tests and benchmark do not need it.
 cmake --build "$BUILD_DIR" -j "$JOBS" --target pixtral pixtral_load || echo "gpu_bundle: pixtral/pixtral_load did not build; bundling without them" >&2
 
 rm -rf .bundle && mkdir -p .bundle/bin .bundle/lib
-for exe in tests/backend/cuda_conformance_test tests/backend/cuda_sample_test bench/cuda/cuda_bench src/cli/pixtral \
+for exe in tests/backend/cuda_conformance_test tests/backend/cuda_sample_test bench/cuda/cuda_bench bench/cuda/gemm_sweep src/cli/pixtral \
            bench/engine/pixtral_load; do
   [ -f "$BUILD_DIR/$exe" ] || continue
   cp "$BUILD_DIR/$exe" .bundle/bin/
