@@ -253,16 +253,27 @@ __global__ void __launch_bounds__(kThreads, HD == 64 ? 2 : 1)
   auto load_kv = [&](int t) {
     const uint32_t slot = skv + static_cast<uint32_t>((t % STAGES) * 2) * kKv + ld_off;
     const int kt = k_begin + t * kBn;
+    // The cache rows of this thread's keys (paged: table entry · block size + offset in the block),
+    // all computed before the first copy and with no branch between the table loads (rows past
+    // k_end take the last key's row: an address in range; their copies read nothing and
+    // zero-fill). Looked up row by row, each load sat in its own branch before its copy and the
+    // loads ran one after the other, stalling the warp ahead of the tile's S wgmma.
+    int32_t row[kBn / kRows];
+    auto key = [&](int i) { return min(kt + lr + kRows * i, k_end - 1); };
+    if (!PAGED) {
+#pragma unroll
+      for (int i = 0; i < kBn / kRows; ++i) row[i] = q_begin + key(i);
+    } else if (shift >= 0) {
+#pragma unroll
+      for (int i = 0; i < kBn / kRows; ++i) row[i] = (__ldg(table + (key(i) >> shift)) << shift) + (key(i) & (bs - 1));
+    } else {
+#pragma unroll
+      for (int i = 0; i < kBn / kRows; ++i) row[i] = __ldg(table + key(i) / bs) * bs + key(i) % bs;
+    }
 #pragma unroll
     for (int i = 0; i < kBn / kRows; ++i) {
-      const int j = kt + lr + kRows * i;
-      const bool valid = j < k_end;
-      int64_t row = 0;  // the key's row of the [*, num_kv_heads, HD] storage
-      if (valid)
-        row = !PAGED       ? static_cast<int64_t>(q_begin) + j
-              : shift >= 0 ? (static_cast<int64_t>(table[j >> shift]) << shift) + (j & (bs - 1))
-                           : static_cast<int64_t>(table[j / bs]) * bs + j % bs;
-      const int64_t off = (row * a.num_kv_heads + kvh) * HD + lc * 8;
+      const bool valid = kt + lr + kRows * i < k_end;
+      const int64_t off = (static_cast<int64_t>(row[i]) * a.num_kv_heads + kvh) * HD + lc * 8;
       const uint32_t dst = slot + static_cast<uint32_t>(i * kRows * 128);
       cp_async16(dst, a.k + off, valid);
       cp_async16(dst + kKv, a.v + off, valid);
