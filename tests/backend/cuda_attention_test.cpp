@@ -27,7 +27,9 @@ struct Seq {
 // decode-shaped launches; prefill_kernel with 4 and with 8 warps per block and the first
 // tensor-core kernel (PIXTRAL_CUDA_ATTN=mma32 / flash2, PIXTRAL_CUDA_ATTN_WARPS) for many rows;
 // the first backend has the defaults, which on an sm_90 device run the wgmma kernel for many rows
-// (cuda_attention_wgmma.cuh).
+// (cuda_attention_wgmma.cuh); the last one forces that kernel's key range into 3 splits
+// (PIXTRAL_CUDA_ATTN_SPLITS: the plan splits few calls, and the partials and the combine must
+// stay right for every case).
 struct Variant {
   const char* name;
   Backend* backend;
@@ -45,9 +47,11 @@ const std::vector<Variant>& variants() {
   static std::unique_ptr<Backend> mma32_w4 = cuda_with_attn("mma32", "4");
   static std::unique_ptr<Backend> mma32_w8 = cuda_with_attn("mma32", "8");
   static std::unique_ptr<Backend> flash2 = cuda_with_attn("flash2", "0");
-  static const std::vector<Variant> v = {{"decode", decode.get()},         {"decode-nopdl", no_pdl.get()},
-                                         {"flash", flash.get()},           {"mma32 warps 4", mma32_w4.get()},
-                                         {"mma32 warps 8", mma32_w8.get()}, {"flash2", flash2.get()}};
+  static std::unique_ptr<Backend> split3 = cuda_with({"PIXTRAL_CUDA_ATTN_SPLITS", "3"});
+  static const std::vector<Variant> v = {{"decode", decode.get()},          {"decode-nopdl", no_pdl.get()},
+                                         {"flash", flash.get()},            {"mma32 warps 4", mma32_w4.get()},
+                                         {"mma32 warps 8", mma32_w8.get()}, {"flash2", flash2.get()},
+                                         {"wgmma splits 3", split3.get()}};
   return v;
 }
 

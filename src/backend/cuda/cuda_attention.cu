@@ -181,9 +181,10 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
 // that hold keys of this row (recomputed from device kv_len exactly as the attention kernels split
 // it; the others were never written). Lane z holds split z's max and sum (shuffle reductions, no
 // block barrier), then each lane sums two dimensions per 64 over the splits (8-byte loads: a
-// split's record is hd + 2 floats). Rows outside every sequence are left as is. (A block per item
-// with block-wide reductions ran 31.7 us for the 17,376 items of a 512-token chunk next to 31
-// decodes: latency-bound chains of dependent loads, 8 waves of tiny blocks.)
+// split's record is hd + 2 floats; four splits' loads in flight at once). Rows outside every
+// sequence are left as is. (A block per item with block-wide reductions ran 31.7 us for the
+// 17,376 items of a 512-token chunk next to 31 decodes: latency-bound chains of dependent loads,
+// 8 waves of tiny blocks.)
 constexpr int kCombineWarps = 8;
 constexpr int kMaxSplits = 128;
 __global__ void __launch_bounds__(kCombineWarps * 32)
@@ -225,14 +226,25 @@ __global__ void __launch_bounds__(kCombineWarps * 32)
     return;
   }
   for (int64_t d = 2 * lane; d < hd; d += 64) {
+    // Four splits at a time, their loads issued together (addresses clamped to the last split
+    // used, the extra ones weighted 0): one memory round trip per four splits, not two per split.
     float2 v = make_float2(0.0f, 0.0f);
-    for (int64_t z = 0; z < used; ++z) {
-      const float mz = base[z * (hd + 2) + hd];  // same address across the warp: one broadcast load
-      if (mz == -INFINITY) continue;
-      const float w = exp2f(mz - mx);
-      const float2 acc = *reinterpret_cast<const float2*>(base + z * (hd + 2) + d);
-      v.x += w * acc.x;
-      v.y += w * acc.y;
+    for (int64_t z0 = 0; z0 < used; z0 += 4) {
+      float mz[4];
+      float2 acc[4];
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const float* r = base + min(z0 + u, used - 1) * (hd + 2);
+        mz[u] = r[hd];  // same address across the warp: one broadcast load
+        acc[u] = *reinterpret_cast<const float2*>(r + d);
+      }
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const bool skip = z0 + u >= used || mz[u] == -INFINITY;  // a split with no key of this row
+        const float w = skip ? 0.0f : exp2f(mz[u] - mx);
+        v.x += skip ? 0.0f : w * acc[u].x;
+        v.y += skip ? 0.0f : w * acc[u].y;
+      }
     }
     *reinterpret_cast<__nv_bfloat162*>(a.out + item * hd + d) = __floats2bfloat162_rn(v.x * inv, v.y * inv);
   }
@@ -355,12 +367,17 @@ bool use_wgmma(const AttentionArgs& a, const AttentionTuning& t) {
 // two blocks per SM; 128: 32 + 2 · 64 KiB, one block per SM).
 constexpr int kWgmmaStages = 2;
 
-// Splits for 128-pair tiles and one resident block per SM, by waves: s splits run
-// ceil(blocks · s / SMs) waves of 1/s of the work each; the plan takes the s with the fewest
-// work-waves, plus 2 % per split for the partials and the combine (ties: fewer splits). E.g. a
-// 362-row chunk after 4,098 keys (96 blocks on 132 SMs) takes 4 splits (3 waves of 1/4), where
-// "enough blocks for one wave" took 2 (2 waves of 1/2).
-flash::FlashLaunch plan_wgmma(const AttentionArgs& a, int num_sms) {
+// Splits for 128-pair tiles, by a cost in key-tile times: s splits run waves(s) = ceil(blocks · s
+// / SMs) waves, each of one split's key tiles + 1 (the prologue: Q and the ring's first tile),
+// and every split past the first writes and the combine reads one fp32 partial per (row, head):
+// 2 · (hd + 2) · 4 bytes per item and split, counted at kPartialBytesPerTile per tile time (half
+// the rate the H100 streams at: the partials' stores are scattered and combine_kernel is
+// latency-bound). Ties: fewer splits. Measured on the H100 (one layer, `cuda_bench --attention`
+// with PIXTRAL_CUDA_ATTN_SPLITS): a 362-row chunk after 4,098 keys ran 125.9 us unsplit against
+// 147.0 at the 4 splits of the earlier count (fewest work-waves + 2 % per split), 154.7 at 2;
+// the vision layer 173 us unsplit, 250 at 2 splits.
+constexpr double kPartialBytesPerTile = 4.0 * (1 << 20);
+flash::FlashLaunch plan_wgmma(const AttentionArgs& a, const AttentionTuning& t, int num_sms) {
   flash::FlashLaunch l;
   const int64_t group = a.num_heads / a.num_kv_heads;
   l.tiles_per_seq = std::max<int64_t>(1, (a.max_q_len * group + wgmma::kBm - 1) / wgmma::kBm);
@@ -368,16 +385,20 @@ flash::FlashLaunch plan_wgmma(const AttentionArgs& a, int num_sms) {
   const int64_t max_kv = std::max<int64_t>(1, a.max_kv_len);
   l.min_split = kMinSplit;
   const int64_t most = std::clamp<int64_t>((max_kv + l.min_split - 1) / l.min_split, 1, 16);
+  const double partial_tiles =
+      2.0 * static_cast<double>(a.total_rows * a.num_heads * (a.head_dim + 2)) * sizeof(float) / kPartialBytesPerTile;
   double best = 0.0;
   l.splits = 1;
   for (int64_t s = 1; s <= most; ++s) {
     const int64_t waves = (blocks * s + num_sms - 1) / num_sms;
-    const double cost = static_cast<double>(waves) / static_cast<double>(s) * (1.0 + 0.02 * static_cast<double>(s - 1));
+    const int64_t tiles = flash::split_len_for(max_kv, s, wgmma::kBn, l.min_split) / wgmma::kBn;
+    const double cost = static_cast<double>(waves * (tiles + 1)) + (s > 1 ? static_cast<double>(s) * partial_tiles : 0.0);
     if (s == 1 || cost < best - 1e-9) {
       best = cost;
       l.splits = s;
     }
   }
+  if (t.wgmma_splits > 0) l.splits = std::min<int64_t>(t.wgmma_splits, most);
   return l;
 }
 
@@ -445,7 +466,7 @@ bool wgmma_attention_supported(int device) {
 
 int64_t attention_workspace_floats(const AttentionArgs& a, const AttentionTuning& t, int num_sms) {
   const int64_t splits = !use_flash(a)      ? plan(a, num_sms).splits
-                         : use_wgmma(a, t)   ? plan_wgmma(a, num_sms).splits
+                         : use_wgmma(a, t)   ? plan_wgmma(a, t, num_sms).splits
                          : use_prefill(a, t) ? plan_prefill(a, t, num_sms).splits
                                              : plan_flash(a, num_sms).splits;
   return splits == 1 ? 0 : a.total_rows * a.num_heads * splits * (a.head_dim + 2);
@@ -456,7 +477,7 @@ void launch_attention(const AttentionArgs& a, const AttentionTuning& t, float* w
   if (a.total_rows == 0 || a.num_seqs == 0) return;
   int64_t splits = 1, tile = kKeyTile, min_split = kMinSplit;
   if (use_wgmma(a, t)) {
-    const flash::FlashLaunch l = plan_wgmma(a, num_sms);
+    const flash::FlashLaunch l = plan_wgmma(a, t, num_sms);
     launch_wgmma(a, l, workspace, s);
     splits = l.splits;
     tile = wgmma::kBn;

@@ -119,6 +119,11 @@ CudaBackend::CudaBackend(int device) : device_(device) {
     PX_CHECK_MSG(attn_.prefill_warps == 0 || attn_.prefill_warps == 4 || attn_.prefill_warps == 8,
                  "PIXTRAL_CUDA_ATTN_WARPS is 0, 4 or 8");
   }
+  // The wgmma kernel's KV splits forced to N (1-16; "0": its plan), to measure the plan's choice.
+  if (const char* v = std::getenv("PIXTRAL_CUDA_ATTN_SPLITS"); v != nullptr) {
+    attn_.wgmma_splits = std::atoi(v);
+    PX_CHECK_MSG(attn_.wgmma_splits >= 0 && attn_.wgmma_splits <= 16, "PIXTRAL_CUDA_ATTN_SPLITS is 0 to 16");
+  }
   // Decode-shaped paged attention on the decode kernel ("new") or the flash kernel + combine
   // ("old"), to compare and test both.
   if (const char* v = std::getenv("PIXTRAL_CUDA_DECODE_ATTN"); v != nullptr) {

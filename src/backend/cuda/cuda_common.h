@@ -164,6 +164,7 @@ enum class PrefillAttention {
 struct AttentionTuning {
   PrefillAttention prefill = PrefillAttention::kMma32;
   int prefill_warps = 0;  // mma32: 4 or 8 warps of 32 pairs per block; 0: by head_dim (64: 4, 128: 8)
+  int wgmma_splits = 0;   // wgmma: KV splits per (query tile, KV head) (at most 16); 0: plan_wgmma's choice
 };
 
 // Whether the build holds sm_90a code (PIXTRAL_CUDA_SM90A) and the device is compute capability
