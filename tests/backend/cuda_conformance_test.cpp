@@ -33,6 +33,36 @@ TEST(CudaConformance, UploadDownloadRoundTrip) {
   EXPECT_EQ(back, host);
 }
 
+// Uploads of values bf16 cannot hold, over several staging chunks, each copied by several
+// threads: F32 stays exact, BF16 gets the host's rounding, I32 is raw.
+TEST(CudaConformance, UploadConvertsEveryChunk) {
+  SKIP_WITHOUT_CUDA();
+  const int64_t n = 5 * (1 << 18) + 3;  // 2.5 chunks of 2^19 elements and a remainder
+  std::vector<float> host(static_cast<size_t>(n));
+  std::vector<int32_t> ids(host.size());
+  uint64_t state = 12345;
+  for (size_t i = 0; i < host.size(); ++i) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    host[i] = static_cast<float>(static_cast<int64_t>(state >> 40) - (1 << 23)) / 4096.0f;
+    ids[i] = static_cast<int32_t>(state >> 33);
+  }
+  for (DType dt : {DType::kF32, DType::kBF16}) {
+    TensorBuffer t = gpu().alloc(dt, {n});
+    gpu().upload(host.data(), DType::kF32, t);
+    std::vector<float> back(host.size());
+    gpu().download_f32(t, back.data());
+    size_t wrong = 0;
+    for (size_t i = 0; i < host.size(); ++i)
+      wrong += back[i] != (dt == DType::kF32 ? host[i] : pixtral::base::round_bf16(host[i]));
+    EXPECT_EQ(wrong, 0u) << (dt == DType::kF32 ? "f32" : "bf16");
+  }
+  TensorBuffer t = gpu().alloc(DType::kI32, {n});
+  gpu().upload(ids.data(), DType::kI32, t);
+  std::vector<int32_t> back(ids.size());
+  gpu().download_i32(t, back.data());
+  EXPECT_EQ(back, ids);
+}
+
 struct MatmulCase {
   int64_t m, n, k;
 };

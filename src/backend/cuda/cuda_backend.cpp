@@ -78,6 +78,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
     CUDA_CHECK(cudaEventRecord(staging_done_[i], stream_));
   }
   CUDA_CHECK(cudaStreamCreateWithFlags(&side_stream_, cudaStreamNonBlocking));
+  copy_pool_ = std::make_unique<base::ThreadPool>(kUploadThreads);
   CUDA_CHECK(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming));
   CUDA_CHECK(cudaEventCreateWithFlags(&join_, cudaEventDisableTiming));
   if (const char* v = std::getenv("PIXTRAL_CUDA_ATTN_OVERLAP"); v != nullptr) overlap_attention_ = std::strcmp(v, "0") != 0;
@@ -233,6 +234,10 @@ int CudaBackend::next_slot() {
   return slot;
 }
 
+// Host data goes to the device through the pinned staging ring in chunks of at most kUploadChunk
+// elements: each chunk's copy (or conversion) into its slot is split over copy_pool_'s threads,
+// and its DMA overlaps the next chunk's copy. One thread copying a 1024² image's 12.6 MB of f32
+// pixels kept the device idle for about 2 ms before the vision encoder's first kernel.
 void CudaBackend::upload(const void* host, DType host_dtype, const Tensor& dst) {
   const size_t n = static_cast<size_t>(dst.numel());
   if (n == 0) return;
@@ -240,24 +245,32 @@ void CudaBackend::upload(const void* host, DType host_dtype, const Tensor& dst) 
   if (raw) PX_CHECK_MSG(host_dtype == dst.dtype, "integer uploads are raw");
   if (!raw) PX_CHECK_MSG(dst.dtype == DType::kBF16 || dst.dtype == DType::kF32, "CUDA float tensors are bf16 or f32");
   const size_t host_size = base::dtype_size(host_dtype), dst_size = base::dtype_size(dst.dtype);
-  const size_t chunk = kStagingBytes / 4;
-  std::vector<float> tmp;
-  for (size_t begin = 0; begin < n; begin += chunk) {
-    const size_t count = std::min(chunk, n - begin);
+  for (size_t begin = 0; begin < n; begin += kUploadChunk) {
+    const size_t count = std::min(kUploadChunk, n - begin);
     const int slot = next_slot();
-    const void* src = static_cast<const char*>(host) + begin * host_size;
-    if (raw || host_dtype == dst.dtype) {
-      std::memcpy(staging_[slot], src, count * dst_size);
-    } else {
-      tmp.resize(count);
-      PX_CHECK(base::convert_to_f32(host_dtype, src, tmp.data(), count));
-      if (dst.dtype == DType::kF32) {
-        std::memcpy(staging_[slot], tmp.data(), count * 4);
+    const char* src = static_cast<const char*>(host) + begin * host_size;
+    auto* out = static_cast<char*>(staging_[slot]);
+    auto copy = [&](int64_t b, int64_t e) {  // elements [b, e) of this chunk into the slot
+      const size_t i0 = static_cast<size_t>(b), len = static_cast<size_t>(e - b);
+      if (raw || host_dtype == dst.dtype) {
+        std::memcpy(out + i0 * dst_size, src + i0 * host_size, len * dst_size);
+      } else if (dst.dtype == DType::kF32) {
+        PX_CHECK(base::convert_to_f32(host_dtype, src + i0 * host_size, reinterpret_cast<float*>(out) + i0, len));
+      } else if (host_dtype == DType::kF32) {
+        const float* f = reinterpret_cast<const float*>(src) + i0;
+        uint16_t* o = reinterpret_cast<uint16_t*>(out) + i0;
+        for (size_t i = 0; i < len; ++i) o[i] = base::f32_to_bf16(f[i]);
       } else {
-        auto* out = static_cast<uint16_t*>(staging_[slot]);
-        for (size_t i = 0; i < count; ++i) out[i] = base::f32_to_bf16(tmp[i]);
+        std::vector<float> tmp(len);
+        PX_CHECK(base::convert_to_f32(host_dtype, src + i0 * host_size, tmp.data(), len));
+        uint16_t* o = reinterpret_cast<uint16_t*>(out) + i0;
+        for (size_t i = 0; i < len; ++i) o[i] = base::f32_to_bf16(tmp[i]);
       }
-    }
+    };
+    if (count >= 2 * kUploadMinSplit)
+      copy_pool_->parallel_for(static_cast<int64_t>(count), copy, kUploadMinSplit);
+    else
+      copy(0, static_cast<int64_t>(count));
     CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(dst.data) + begin * dst_size, staging_[slot], count * dst_size,
                                cudaMemcpyHostToDevice, stream_));
     CUDA_CHECK(cudaEventRecord(staging_done_[slot], stream_));

@@ -8,10 +8,12 @@
 
 #include <array>
 #include <map>
+#include <memory>
 #include <tuple>
 #include <vector>
 
 #include "backend/backend.h"
+#include "base/thread_pool.h"
 #include "backend/cuda/cuda_common.h"
 #include "backend/cuda/cuda_sample.h"
 
@@ -73,6 +75,9 @@ class CudaBackend final : public Backend {
   static constexpr int kTuneCandidates = 8;
   static constexpr int kStagingSlots = 8;
   static constexpr size_t kStagingBytes = 8u << 20;   // per slot
+  static constexpr size_t kUploadChunk = 1u << 19;     // elements per upload chunk: 2 MiB of f32
+  static constexpr int64_t kUploadMinSplit = 1 << 16;  // elements per copy thread, at least
+  static constexpr int kUploadThreads = 4;             // staging copies of large uploads
   static constexpr size_t kWorkspaceBytes = 32u << 20;  // cuBLASLt
 
   // Row counts that share a heuristic query and a cuBLASLt algorithm: M rounded up to 8 up to 64
@@ -138,6 +143,7 @@ class CudaBackend final : public Backend {
   std::array<void*, kStagingSlots> staging_{};
   std::array<cudaEvent_t, kStagingSlots> staging_done_{};
   int staging_next_ = 0;
+  std::unique_ptr<base::ThreadPool> copy_pool_;  // kUploadThreads threads for the staging copies
   void* split_ws_ = nullptr;
   size_t split_ws_bytes_ = 0;
   void* op_ws_ = nullptr;
