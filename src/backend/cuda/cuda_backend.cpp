@@ -256,15 +256,16 @@ void CudaBackend::upload(const void* host, DType host_dtype, const Tensor& dst) 
         std::memcpy(out + i0 * dst_size, src + i0 * host_size, len * dst_size);
       } else if (dst.dtype == DType::kF32) {
         PX_CHECK(base::convert_to_f32(host_dtype, src + i0 * host_size, reinterpret_cast<float*>(out) + i0, len));
-      } else if (host_dtype == DType::kF32) {
+      } else {  // to bf16, through f32 (read in place when the host holds f32)
         const float* f = reinterpret_cast<const float*>(src) + i0;
+        std::vector<float> tmp;
+        if (host_dtype != DType::kF32) {
+          tmp.resize(len);
+          PX_CHECK(base::convert_to_f32(host_dtype, src + i0 * host_size, tmp.data(), len));
+          f = tmp.data();
+        }
         uint16_t* o = reinterpret_cast<uint16_t*>(out) + i0;
         for (size_t i = 0; i < len; ++i) o[i] = base::f32_to_bf16(f[i]);
-      } else {
-        std::vector<float> tmp(len);
-        PX_CHECK(base::convert_to_f32(host_dtype, src + i0 * host_size, tmp.data(), len));
-        uint16_t* o = reinterpret_cast<uint16_t*>(out) + i0;
-        for (size_t i = 0; i < len; ++i) o[i] = base::f32_to_bf16(tmp[i]);
       }
     };
     if (count >= 2 * kUploadMinSplit)

@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "base/thread_pool.h"
 #include "backend/cuda/cuda_common.h"
 #include "backend/cuda/cuda_sample.h"
+#include "base/thread_pool.h"
 
 namespace pixtral::backend {
 
