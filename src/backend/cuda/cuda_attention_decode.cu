@@ -64,13 +64,9 @@ struct DecodeSmem {
   static_assert(kWeights + kRows * kMaxSplits * 4 <= kBytes, "merge scratch must fit in the stage area");
 };
 
-__device__ inline void grid_dependency_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
-__device__ inline void allow_dependents() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
-
-template <int N>
-__device__ inline void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
+using mma::allow_dependents;
+using mma::cp_async_wait;
+using mma::grid_dependency_wait;
 
 // K/V are read once per step: evict them from L2 first, so weights prefetched meanwhile stay.
 __device__ inline uint64_t evict_first_policy() {

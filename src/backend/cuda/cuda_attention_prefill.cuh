@@ -25,12 +25,6 @@
 
 namespace pixtral::backend::cuda::flash {
 
-// Waits until at most N committed cp.async groups of this thread are pending.
-template <int N>
-__device__ inline void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
 // 2^x with one MUFU.EX2 (flush-to-zero; 2^−inf = 0).
 __device__ inline float fast_exp2(float x) {
   float y;

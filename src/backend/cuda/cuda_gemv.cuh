@@ -7,7 +7,7 @@
 // Internal to backend/cuda; included only by .cu files.
 #pragma once
 
-#include "backend/cuda/cuda_common.h"
+#include "backend/cuda/cuda_mma.cuh"
 
 namespace pixtral::backend::cuda::gemv {
 
@@ -52,8 +52,8 @@ Kernel pick_kernel(int64_t m, int epilogue, bool staged, int unroll) {
   return unroll == 8 ? pick_m<F, 8>(m, epilogue, staged) : pick_m<F, 4>(m, epilogue, staged);
 }
 
-__device__ inline void grid_dependency_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
-__device__ inline void allow_dependents() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
+using mma::allow_dependents;
+using mma::grid_dependency_wait;
 __device__ inline void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 
 __device__ inline void accumulate8(const uint4& wv, const uint4& xv, float& acc) {
@@ -256,7 +256,7 @@ __device__ inline void finish_group_block(const GemvArgs& a, int64_t g, float (&
 // copy retires the reads of the slot it overwrites (as in the decode attention kernel's ring);
 // every item commits one group (empty or not), so "item t landed" is "at most stages - 1 newer
 // groups pending" once item t + stages - 1 was issued.
-__device__ inline uint32_t smem_u32(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
+using mma::smem_u32;
 
 __device__ inline void cp_async16(uint32_t dst, const void* src) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
