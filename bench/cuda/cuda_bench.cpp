@@ -335,6 +335,23 @@ int main(int argc, char** argv) {
     bench_attention_kernels();
     return 0;
   }
+  if (flag == "--skinny") {  // batched-decode GEMMs: cuBLASLt and the skinny GEMM (each geometry, K splits)
+    auto lt = backend_with_env("PIXTRAL_CUDA_SKINNY", "0");
+    bench_small_m(*lt, "cublasLt", {16, 32, 64});
+    bench_norm_swiglu(*lt, "cublasLt", {16, 64});
+    for (const char* geometry : {"0", "1", "2"}) {  // cuda_skinny.cu's Geometries
+      for (const char* splits : {"0", "2", "4"}) {  // "0": the plan
+        const std::string path = std::string("skinny-g") + geometry + "s" + splits;
+        setenv("PIXTRAL_CUDA_SKINNY_GEOMETRY", geometry, 1);
+        auto b = backend_with_env("PIXTRAL_CUDA_SKINNY_SPLITS", splits);
+        unsetenv("PIXTRAL_CUDA_SKINNY_GEOMETRY");
+        bench_small_m(*b, path.c_str(), std::strcmp(splits, "0") == 0 ? std::initializer_list<int64_t>{16, 64}
+                                                                      : std::initializer_list<int64_t>{64});
+        if (std::strcmp(splits, "0") == 0) bench_norm_swiglu(*b, path.c_str(), {16, 64});
+      }
+    }
+    return 0;
+  }
   if (flag == "--gemv-ops") {  // the M=1 GEMV rates of the default and of each streaming variant
     auto gemv = std::move(pixtral::backend::make_cuda_backend(0)).value();
     bench_small_m(*gemv, "gemv", {1});
@@ -345,6 +362,8 @@ int main(int argc, char** argv) {
     auto gemv = std::move(pixtral::backend::make_cuda_backend(0)).value();
     bench_small_m(*gemv, "gemv", {1, 4, 8});
     bench_small_m(*backend_with_env("PIXTRAL_CUDA_GEMV", "0"), "cublasLt", {1, 4, 8});
+    bench_small_m(*gemv, "skinny", {16});
+    bench_small_m(*backend_with_env("PIXTRAL_CUDA_SKINNY", "0"), "cublasLt", {16, 64});
     // The GEMV's launch choices, one at a time from the default, to tune the defaults: warps per
     // output column (K split), resident blocks per SM, x read through L1 instead of staged in
     // shared memory, no programmatic dependent launch.

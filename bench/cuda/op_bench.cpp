@@ -175,6 +175,35 @@ void bench_small_m(Backend& b, const char* path, std::initializer_list<int64_t> 
     }
 }
 
+// The FFN's first half as one op: norm_matmul with SwiGLU over the fused [gate; up] weight
+// [28672, 5120] (RMSNorm, the GEMM, silu·up), weights rotated as in bench_small_m.
+void bench_norm_swiglu(Backend& b, const char* path, std::initializer_list<int64_t> ms) {
+  using pixtral::base::DType;
+  const int64_t n = 28672, k = 5120;
+  const double bytes = static_cast<double>(n * k * 2);
+  const int copies = static_cast<int>(std::max(1.0, std::ceil(128e6 / bytes)));
+  std::vector<pixtral::backend::TensorBuffer> ws;
+  for (int i = 0; i < copies; ++i) {
+    ws.push_back(b.alloc(DType::kBF16, {n, k}));
+    b.fill_random(ws.back(), 1 + i, 0.0f, 0.02f);
+  }
+  auto norm = b.alloc(DType::kBF16, {k});
+  b.fill_random(norm, 3, 1.0f, 0.1f);
+  for (int64_t m : ms) {
+    auto x = b.alloc(DType::kBF16, {m, k});
+    auto y = b.alloc(DType::kBF16, {m, n / 2});
+    b.fill_random(x, 2, 0.0f, 1.0f);
+    constexpr int kCalls = 20;
+    const double s = median_seconds(b, 2, 10, [&] {
+      for (int i = 0; i < kCalls; ++i)
+        b.norm_matmul({.x = x, .norm_weight = norm, .w = ws[i % copies], .y = y, .eps = 1e-5f, .swiglu = true});
+    }) / kCalls;
+    std::printf("norm_matmul+swiglu %-9s M=%lld N=%6lld K=%5lld: %7.1f us, %5.0f GB/s (%.0f%% of 3.03 TB/s)\n", path,
+                static_cast<long long>(m), static_cast<long long>(n), static_cast<long long>(k), s * 1e6,
+                bytes / s / 1e9, 100.0 * bytes / s / kBandwidth);
+  }
+}
+
 // The sample op on random bf16 logits [R, 131072] (std 3): greedy; temperature 0.8 + top-k 50 +
 // top-p 0.9; top-p 0.9 alone (the radix selects over weights). 20 calls back to back per timed
 // repetition.

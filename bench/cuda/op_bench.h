@@ -15,6 +15,8 @@ void bench_attention_kernels();
 void bench_decode_attention(backend::Backend& b, const char* kernel);
 // Small-M matmul bandwidth of the decoder's matrices for each M in ms, printed as `path`.
 void bench_small_m(backend::Backend& b, const char* path, std::initializer_list<int64_t> ms);
+// norm_matmul with SwiGLU over the [gate; up] weight for each M in ms, printed as `path`.
+void bench_norm_swiglu(backend::Backend& b, const char* path, std::initializer_list<int64_t> ms);
 // The GEMV streaming variants at M = 1, each on a backend with its PIXTRAL_CUDA_GEMV_* settings.
 void bench_gemv_variants();
 // The sample op on random logits of the vocabulary's width.

@@ -167,7 +167,11 @@ constexpr EnvCase kGemvVariants[] = {{nullptr, nullptr},
                                      {"PIXTRAL_CUDA_GEMV_BLOCKS", "1"},
                                      {"PIXTRAL_CUDA_GEMV_STAGE", "0"},
                                      {"PIXTRAL_CUDA_PDL", "0"},
-                                     {"PIXTRAL_CUDA_GEMV_PREFETCH", "1"}};
+                                     {"PIXTRAL_CUDA_GEMV_PREFETCH", "1"},
+                                     {"PIXTRAL_CUDA_SKINNY", "0"},
+                                     {"PIXTRAL_CUDA_SKINNY", "64"},
+                                     {"PIXTRAL_CUDA_SKINNY_SPLITS", "3"},
+                                     {"PIXTRAL_CUDA_SKINNY_GEOMETRY", "1"}};
 
 double rel_between(Backend& g, const Tensor& got_t, const Tensor& want_t) {
   std::vector<float> want(static_cast<size_t>(want_t.numel())), got(want.size());
@@ -194,10 +198,50 @@ OnBoth on_both(Backend& g, const std::vector<float>& host, Shape shape) {
   return b;
 }
 
+// The skinny GEMM (9-64 rows, k a multiple of its K slice, n of its tile rows) in each tile geometry
+// with its K split by the plan and forced (1, 3, 8 blocks of a cluster, uneven splits): 16, 32 and
+// 64-row kernels, bias and the residual add; the cluster's sum is in split order, so a second run
+// gives the same bits. Shapes a geometry does not take go through cuBLASLt.
+TEST(CudaConformance, MatmulSkinny) {
+  SKIP_WITHOUT_CUDA();
+  const MatmulCase cases[] = {{9, 128, 64},    {16, 256, 320},   {17, 384, 1024}, {33, 128, 5120},
+                              {40, 1280, 256}, {64, 640, 4096},  {64, 128, 14336}, {24, 2048, 384}};
+  const std::pair<const char*, const char*> variants[] = {{"0", "0"}, {"0", "1"}, {"0", "3"}, {"0", "8"},
+                                                          {"1", "0"}, {"1", "2"}, {"2", "0"}, {"2", "4"}};
+  for (const auto& [geometry, splits] : variants) {
+    setenv("PIXTRAL_CUDA_SKINNY_GEOMETRY", geometry, 1);
+    std::unique_ptr<Backend> g = cuda_with({"PIXTRAL_CUDA_SKINNY_SPLITS", splits});
+    unsetenv("PIXTRAL_CUDA_SKINNY_GEOMETRY");
+    auto up = [&](const std::vector<float>& host, Shape shape) { return on_both(*g, host, shape); };
+    uint64_t seed = 700;
+    for (const auto& c : cases)
+      for (bool bias : {false, true})
+        for (bool accumulate : {false, true}) {
+          OnBoth x = up(random_bf16(c.m * c.k, ++seed), {c.m, c.k});
+          OnBoth w = up(random_bf16(c.n * c.k, ++seed, 0.05f), {c.n, c.k});
+          OnBoth b = up(random_bf16(c.n, ++seed), {c.n});
+          const std::vector<float> y0 = random_bf16(c.m * c.n, ++seed);
+          OnBoth y = up(y0, {c.m, c.n});
+          cpu().matmul({.x = x.c, .w = w.c, .bias = bias ? b.c.tensor() : Tensor{}, .y = y.c, .accumulate = accumulate});
+          g->matmul({.x = x.g, .w = w.g, .bias = bias ? b.g.tensor() : Tensor{}, .y = y.g, .accumulate = accumulate});
+          const std::string what = std::string("geometry ") + geometry + " splits " + splits + " " +
+                                   std::to_string(c.m) + "x" +
+                                   std::to_string(c.n) + "x" + std::to_string(c.k) + " bias " + std::to_string(bias) +
+                                   " acc " + std::to_string(accumulate);
+          EXPECT_LE(rel_between(*g, y.g, y.c), kOpTolerance) << what;
+          if (accumulate) continue;
+          const std::vector<float> first = download(*g, y.g);
+          g->matmul({.x = x.g, .w = w.g, .bias = bias ? b.g.tensor() : Tensor{}, .y = y.g});
+          EXPECT_EQ(download(*g, y.g), first) << what << ": not deterministic";
+        }
+  }
+}
+
 TEST(CudaConformance, NormMatmulFused) {
   SKIP_WITHOUT_CUDA();
-  const MatmulCase cases[] = {{1, 130, 5120}, {1, 64, 64}, {3, 40, 1032}, {8, 96, 2048}, {5, 34, 24}, {9, 100, 72},
-                              {33, 130, 72}};
+  // M > 8 with k % 64 == 0 and n % 128 == 0 (SwiGLU: F % 64 == 0) take the skinny GEMM.
+  const MatmulCase cases[] = {{1, 130, 5120}, {1, 64, 64},    {3, 40, 1032},  {8, 96, 2048}, {5, 34, 24},
+                              {9, 100, 72},   {33, 130, 72},  {12, 256, 192}, {64, 384, 1024}, {40, 1280, 5120}};
   for (const EnvCase& e : kGemvVariants) {
     std::unique_ptr<Backend> g = cuda_with(e);
     auto up = [&](const std::vector<float>& host, Shape shape) { return on_both(*g, host, shape); };

@@ -102,6 +102,23 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   if (const char* v = std::getenv("PIXTRAL_CUDA_GEMV_PREFETCH"); v != nullptr)
     gemv_.prefetch_all = std::strcmp(v, "0") != 0;
   read_gemv_variants(gemv_);
+  // The skinny GEMM's rows ("0": off; "N": up to N), its K splits forced to N (1-8; "0": its plan)
+  // and its tile geometry (0-2); either of the last two alone takes it up to 64 rows.
+  if (const char* v = std::getenv("PIXTRAL_CUDA_SKINNY_SPLITS"); v != nullptr) {
+    skinny_.splits = std::atoi(v);
+    skinny_.max_m = cuda::kSkinnyMaxM;
+    PX_CHECK_MSG(skinny_.splits >= 0 && skinny_.splits <= cuda::kSkinnyMaxSplits, "PIXTRAL_CUDA_SKINNY_SPLITS is 0 to 8");
+  }
+  if (const char* v = std::getenv("PIXTRAL_CUDA_SKINNY_GEOMETRY"); v != nullptr) {
+    skinny_.geometry = std::atoi(v);
+    skinny_.max_m = cuda::kSkinnyMaxM;
+    PX_CHECK_MSG(skinny_.geometry >= 0 && skinny_.geometry <= 2, "PIXTRAL_CUDA_SKINNY_GEOMETRY is 0, 1 or 2");
+  }
+  if (const char* v = std::getenv("PIXTRAL_CUDA_SKINNY"); v != nullptr) {
+    skinny_.max_m = std::atoi(v);
+    PX_CHECK_MSG(skinny_.max_m >= 0 && skinny_.max_m <= cuda::kSkinnyMaxM, "PIXTRAL_CUDA_SKINNY is 0 to 64 (rows)");
+  }
+  skinny_.pdl = gemv_.pdl;
   // The attention kernel for many query rows ("wgmma": the sm_90a kernel, the default where the
   // device and the build support it; "mma32": prefill_kernel; "flash2": the first tensor-core
   // kernel) and mma32's warps per block ("4", "8"; "0": by head_dim).

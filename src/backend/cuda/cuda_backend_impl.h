@@ -99,6 +99,10 @@ class CudaBackend final : public Backend {
   std::vector<Tensor> op_temporaries(int64_t rows, std::initializer_list<int64_t> cols, TensorBuffer& owned);
   // Whether a small-M matmul of x [m, k] and w can take the GEMV kernels.
   bool gemv_fits(const Tensor& x, const Tensor& w) const;
+  // 9 to skinny_.max_m rows on the skinny GEMM (cuda_skinny.cu): shapes and 16-byte alignment.
+  bool skinny_fits(const Tensor& x, const Tensor& w, const Tensor& y, const Tensor& bias, bool swiglu) const;
+  void launch_skinny(const Tensor& x, const Tensor& w, const Tensor& y, const Tensor& bias, bool accumulate,
+                     bool swiglu);
   // Next staging slot, after its previous transfer has finished.
   int next_slot();
   void* scratch(size_t bytes);  // stream-ordered temporary, freed by the caller via free_scratch
@@ -132,6 +136,7 @@ class CudaBackend final : public Backend {
   bool decode_kernel_ = true;  // PIXTRAL_CUDA_DECODE_ATTN: "new" (default) or "old" (the flash kernel)
   cuda::GemvTuning gemv_;  // PIXTRAL_CUDA_GEMV_WPC / _BLOCKS / _STAGE / _PREFETCH / _UNROLL / _PIPE / _STAGES /
                            // _WARP / _GRID / _EVICT, PIXTRAL_CUDA_PDL
+  cuda::SkinnyTuning skinny_;   // PIXTRAL_CUDA_SKINNY, PIXTRAL_CUDA_SKINNY_SPLITS (PDL with PIXTRAL_CUDA_PDL)
   cuda::AttentionTuning attn_;  // PIXTRAL_CUDA_ATTN, PIXTRAL_CUDA_ATTN_WARPS
   cudaStream_t stream_ = nullptr;
   cublasLtHandle_t lt_ = nullptr;

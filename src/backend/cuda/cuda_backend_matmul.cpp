@@ -125,6 +125,19 @@ void CudaBackend::matmul_cublaslt(const MatmulParams& p) {
                           p.y.data, plan.c, &plan.algo, workspace_, kWorkspaceBytes, stream_));
 }
 
+bool CudaBackend::skinny_fits(const Tensor& x, const Tensor& w, const Tensor& y, const Tensor& bias, bool swiglu) const {
+  return x.dim(0) > cuda::kGemvMaxM && x.dim(0) <= skinny_.max_m && cuda::skinny_fits(x.dim(0), w.dim(0), x.dim(1), swiglu, skinny_.geometry) &&
+         common_alignment({x.data, w.data, y.data, bias.empty() ? nullptr : bias.data}) >= 16;
+}
+
+void CudaBackend::launch_skinny(const Tensor& x, const Tensor& w, const Tensor& y, const Tensor& bias, bool accumulate,
+                                bool swiglu) {
+  const cuda::SkinnyArgs a{.x = x.as<cuda::bf16>(), .w = w.as<cuda::bf16>(),
+                           .bias = bias.empty() ? nullptr : bias.as<cuda::bf16>(), .y = y.as<cuda::bf16>(),
+                           .m = x.dim(0), .n = w.dim(0), .k = x.dim(1), .accumulate = accumulate};
+  cuda::launch_skinny(a, swiglu, skinny_, num_sms_, stream_);
+}
+
 bool CudaBackend::gemv_fits(const Tensor& x, const Tensor& w) const {
   return use_gemv_ && x.dim(0) >= 1 && x.dim(0) <= cuda::kGemvMaxM && x.dim(1) % 8 == 0 &&
          common_alignment({x.data, w.data}) >= 16;
@@ -142,6 +155,7 @@ void CudaBackend::matmul(const MatmulParams& p) {
                       p.y.as<cuda::bf16>(), m, n, k, p.accumulate, gemv_, num_sms_, stream_);
     return;
   }
+  if (skinny_fits(p.x, p.w, p.y, p.bias, false)) return launch_skinny(p.x, p.w, p.y, p.bias, p.accumulate, false);
   matmul_cublaslt(p);
 }
 
@@ -201,8 +215,10 @@ std::vector<Tensor> CudaBackend::op_temporaries(int64_t rows, std::initializer_l
 void CudaBackend::norm_matmul_batched(const NormMatmulParams& p) {
   const int64_t m = p.x.dim(0), k = p.x.dim(1), n = p.w.dim(0);
   TensorBuffer owned;
-  const std::vector<Tensor> tmp = op_temporaries(m, {k, p.swiglu ? n : 0}, owned);
+  const bool fused = p.swiglu && skinny_fits(p.x, p.w, p.y, Tensor{}, true);  // SwiGLU in the GEMM's epilogue
+  const std::vector<Tensor> tmp = op_temporaries(m, {k, p.swiglu && !fused ? n : 0}, owned);
   rms_norm({.x = p.x, .weight = p.norm_weight, .y = tmp[0], .eps = p.eps});
+  if (fused) return launch_skinny(tmp[0], p.w, p.y, Tensor{}, false, true);
   if (!p.swiglu) return matmul({.x = tmp[0], .w = p.w, .y = p.y});
   matmul({.x = tmp[0], .w = p.w, .y = tmp[1]});
   silu_mul({.gate_up = tmp[1], .out = p.y});

@@ -151,6 +151,38 @@ void launch_gemv(const bf16* x, const bf16* w, const bf16* bias, bf16* y, int64_
 int gemv_warps_per_col(int64_t n, int64_t k, bool swiglu, int64_t slots);
 size_t gemv_staged_bytes(int64_t m, int64_t k);
 
+// ---- cuda_skinny.cu --------------------------------------------------------------------------
+// The batched-decode GEMM on tensor cores for up to 64 rows (the GEMV's job past 8 rows): y[m, n] =
+// bf16(x·wᵀ (+ bias) (+ y when accumulate)), or with swiglu (w = [gate; up], [2F, K]) y [m, F] =
+// silu(bf16(x·gateᵀ)) ⊙ bf16(x·upᵀ). Needs k a multiple of the geometry's K slice and n of its tile
+// rows (64 or 128 each; skinny_fits), 16-byte aligned x, w, y. K is split over the blocks of a
+// cluster when the matrix has few tiles.
+constexpr int64_t kSkinnyMaxM = 64;
+constexpr int kSkinnyMaxSplits = 8;  // a portable cluster
+
+struct SkinnyArgs {
+  const bf16* x = nullptr;  // [m, k]
+  const bf16* w = nullptr;  // [n, k]
+  const bf16* bias = nullptr;
+  bf16* y = nullptr;        // [m, n], or [m, n / 2] with swiglu
+  int64_t m = 0, n = 0, k = 0;
+  bool accumulate = false;
+};
+// Taken up to max_m rows (default 16: measured faster than cuBLASLt there; at 32-64 rows cuBLASLt is
+// faster on the decoder's smaller matrices: docs/cuda.md). PIXTRAL_CUDA_SKINNY ("0": off; "N": up to
+// N <= 64 rows), PIXTRAL_CUDA_SKINNY_SPLITS (1-8; 0: the plan) and _GEOMETRY (0-2; either of these
+// two alone takes it up to 64 rows, for tests and benchmarks).
+struct SkinnyTuning {
+  int64_t max_m = 16;
+  int splits = 0;
+  bool pdl = true;
+  int geometry = 1;  // tile rows, K per stage and ring depth (cuda_skinny.cu's Geometries)
+};
+bool skinny_fits(int64_t m, int64_t n, int64_t k, bool swiglu, int geometry);
+// K splits for `tiles` tiles of `kiters` 64-wide slices on `slots` resident blocks.
+int skinny_splits(int64_t tiles, int64_t kiters, int64_t slots);
+void launch_skinny(const SkinnyArgs& a, bool swiglu, const SkinnyTuning& tuning, int num_sms, cudaStream_t s);
+
 // ---- cuda_attention.cu ----------------------------------------------------------------------
 // Launch choices of the attention op for many query rows (prefill chunks, varlen segments): the
 // backend reads PIXTRAL_CUDA_ATTN ("wgmma", the default where wgmma_attention_supported; "mma32",
